@@ -1,0 +1,139 @@
+// The SMTP client session: a pure state machine (no I/O, no clock, no logging).
+// Contract: it is fed events (connected, bytes, timeout, disconnect) and envelopes, and
+// answers through SessionSink: bytes to send, one TransactionResult per envelope, and
+// "close the connection". Pipelining (RFC 2920) uses two cursors: a send cursor (commands
+// written) and a receive cursor (replies matched to them in order). On a warm pipelined
+// connection the end of one message's data and the next message's MAIL/RCPT/DATA leave
+// in one send() — one round trip per message.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/smtp/capabilities.h"
+#include "engine/smtp/reply.h"
+
+namespace salvo::smtp {
+
+// One transaction: one sender, one recipient (Salvo sends one personalised message per
+// recipient), and the message already encoded for DATA by encodeBody() (CRLF, dot-stuffed,
+// ending with ".\r\n").
+struct Envelope {
+  std::uint64_t tag = 0;  // opaque to the session; echoed in the result
+  std::string mailFrom;   // bare address, "" for the null sender
+  std::string rcptTo;     // bare address
+  std::string data;
+};
+
+// Who a failure is about (Postfix smtp_trouble.c). Only Site failures may slow a
+// destination down; a rejected recipient never does.
+enum class FailureScope { None, Recipient, Message, Connection, Site };
+const char* scopeName(FailureScope scope);
+
+enum class Disposition { Delivered, Deferred, Bounced };
+const char* dispositionName(Disposition d);
+
+struct TransactionResult {
+  std::uint64_t tag = 0;
+  Disposition disposition = Disposition::Deferred;
+  FailureScope scope = FailureScope::None;
+  Reply reply;         // the reply that decided it; code 0 when none (e.g. connection lost)
+  std::string detail;  // human text: "RCPT TO rejected", "timeout waiting for DATA reply"...
+};
+
+enum class State {
+  Connecting,  // waiting for onConnected()
+  Greeting,    // waiting for 220
+  Ehlo,
+  Helo,
+  Idle,  // no transaction open; may submit() or quit()
+  Mail,  // awaiting replies to MAIL/RCPT/DATA (pipelined or one by one)
+  Rcpt,
+  Data,  // DATA sent, awaiting 354
+  Dot,   // message sent, awaiting the final reply
+  Rset,
+  Quit,
+  Closed,
+};
+const char* stateName(State s);
+
+// Per-state reply timeouts; defaults from RFC 5321 §4.5.3.2.
+struct SessionTimeouts {
+  std::chrono::milliseconds greeting{300'000};
+  std::chrono::milliseconds ehlo{300'000};
+  std::chrono::milliseconds mail{300'000};
+  std::chrono::milliseconds rcpt{300'000};
+  std::chrono::milliseconds data{120'000};       // DATA initiation (354)
+  std::chrono::milliseconds dataBlock{180'000};  // sending the body
+  std::chrono::milliseconds dot{600'000};        // final reply after "."
+  std::chrono::milliseconds rset{120'000};
+  std::chrono::milliseconds quit{120'000};
+};
+
+struct SessionConfig {
+  std::string heloName = "localhost";
+  bool allowPipelining = true;  // use PIPELINING when the server advertises it
+  std::size_t maxQueued = 2;    // envelopes accepted ahead of the one in progress
+  SessionTimeouts timeouts;
+  ReplyLimits replyLimits;
+};
+
+class SessionSink {
+ public:
+  virtual ~SessionSink() = default;
+  // Bytes for the socket, in order. Several calls within one event may be gathered.
+  virtual void send(std::string_view bytes) = 0;
+  // Exactly one per submitted envelope, in submission order.
+  virtual void transactionDone(TransactionResult&& result) = 0;
+  // The session can take another envelope (canAccept() is now true).
+  virtual void ready() = 0;
+  // The session is over: close the socket. `error` is empty after a clean QUIT. Every
+  // envelope has been answered before this is called.
+  virtual void finished(const std::string& error, FailureScope scope) = 0;
+  // One line per state transition and per reply, for debugging.
+  virtual void trace(std::string_view /*line*/) {}
+};
+
+class ClientSession {
+ public:
+  ClientSession(SessionConfig config, SessionSink& sink);
+  ~ClientSession();
+  ClientSession(const ClientSession&) = delete;
+  ClientSession& operator=(const ClientSession&) = delete;
+
+  void onConnected();
+  void onBytes(std::string_view bytes);
+  // The timer for timeout() expired: the connection is failed (Connection scope).
+  void onTimeout();
+  // The peer closed or the socket failed.
+  void onDisconnected(const std::string& error);
+
+  // Queue a transaction. Only when canAccept(); transactions run in submission order.
+  void submit(Envelope envelope);
+  // Send QUIT once the queued transactions are done, then finished("").
+  void quit();
+
+  bool canAccept() const;
+  State state() const { return state_; }
+  // The reply timeout for the current state; the owner restarts its timer after each call
+  // into the session.
+  std::chrono::milliseconds timeout() const;
+  const Capabilities& capabilities() const { return caps_; }
+  std::size_t transactionsCompleted() const { return completed_; }
+
+ private:
+  struct Impl;
+  SessionConfig config_;
+  SessionSink& sink_;
+  State state_ = State::Connecting;
+  Capabilities caps_;
+  std::size_t completed_ = 0;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace salvo::smtp
