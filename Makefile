@@ -1,4 +1,5 @@
 # The README's commands. Each installs what is missing, configures and builds.
+MAKEFLAGS += --no-print-directory
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)

@@ -26,6 +26,9 @@ struct Recipient {
   int line = 0;                     // source line (YAML or CSV) for messages
 };
 
+// Campaign ids: [A-Za-z0-9._-]{1,64} (they appear in keys, file names and Message-IDs).
+bool isValidCampaignId(std::string_view id);
+
 // Identity of one job, for stable per-job headers (Message-ID) and VERP later.
 struct JobIdentity {
   std::uint32_t campaignNumber = 0;
@@ -52,8 +55,20 @@ class Campaign {
   std::string serialize() const;
   static std::shared_ptr<const Campaign> deserialize(std::string_view blob, std::string& error);
 
+  // The template sources, as written in the campaign file.
+  const std::string& subjectSource() const { return subjectSource_; }
+  const std::string& textSource() const { return textSource_; }
+
  private:
   friend class CampaignLoader;
+  // The one way a Campaign is made, shared by the loader and deserialize() so both give
+  // the same object: checks every field, compiles both templates and binds them to
+  // `variables`. nullptr and `error` on any problem.
+  static std::shared_ptr<Campaign> build(std::string id, Mailbox from, std::string subject,
+                                         std::string text, std::vector<std::string> variables,
+                                         std::string& error);
+
+  std::string fromHeader_;  // from_.header(), computed once
   std::string id_;
   Mailbox from_;
   std::string subjectSource_;
@@ -68,7 +83,12 @@ struct RecipientSource {
   enum class Kind { Inline, Csv } kind = Kind::Inline;
   std::string file;  // the YAML file (inline) or the CSV file
   char delimiter = ',';
+  std::string shownAs;  // `file` as messages name it (relative when the YAML path was)
 };
+
+// The loader's view of the recipient source that readers need: the inline list as parsed,
+// which variables a value may carry a line feed in. Defined in the loader.
+struct RecipientSourceState;
 
 class RecipientReader {
  public:
@@ -85,6 +105,8 @@ struct LoadedCampaign {
   // Opens a fresh stream over the recipients (call once per pass). nullptr + diagnostic
   // when the source cannot be opened (e.g. a missing CSV file: exit 66).
   std::unique_ptr<RecipientReader> openRecipients(Diagnostics& diags) const;
+
+  std::shared_ptr<const RecipientSourceState> state;  // set by the loader
 };
 
 // Parses and validates `path`. On any error `diags` is non-empty and the result empty.

@@ -37,6 +37,9 @@ class Diagnostics {
   std::size_t size() const { return items_.size() + dropped_; }
   const std::vector<Diagnostic>& items() const { return items_; }
   std::size_t dropped() const { return dropped_; }
+  // Orders the items from index `first` on by file (in order of first appearance), then
+  // line and column, so a file's errors read top to bottom whatever check found them.
+  void sortFrom(std::size_t first);
   // The exit code for the whole set: the first error's (66 for missing input wins over 65).
   int exitCode() const;
 

@@ -45,6 +45,13 @@ struct JobRecord {
 
   std::string encode() const;
   static std::optional<JobRecord> decode(std::string_view bytes);
+  // Hot-path forms: append to a reused buffer; decode into a reused record (its string
+  // capacity is kept). On failure `out` holds partial garbage and must not be used.
+  void encodeTo(std::string& out) const;
+  static bool decode(std::string_view bytes, JobRecord& out);
+  // Appends the encoding of this record with `state`, `createdMs` and `dueMs` in place of
+  // its own (the store stamps these on submit without copying the record).
+  void encodeWith(std::string& out, JobState state, std::int64_t created, std::int64_t due) const;
 };
 
 enum class CampaignState : std::uint8_t {
@@ -65,9 +72,12 @@ struct CampaignRecord {
 
   std::string encode() const;
   static std::optional<CampaignRecord> decode(std::string_view bytes);
+  void encodeTo(std::string& out) const;  // appends
 };
 
-// Per-campaign counts of jobs by state, kept with a merge operator.
+// Per-campaign counts of jobs by state, kept with a merge operator. A leased job still
+// counts in the state it was leased in (queued or deferred) until its outcome commits, so
+// inFlight overlaps waiting().
 struct Counts {
   std::int64_t queued = 0;
   std::int64_t deferred = 0;

@@ -63,6 +63,8 @@ struct AresOptions {
   int tries = 2;
 };
 
+// Create, use and destroy on the loop's thread: c-ares channels and loop handles are not
+// thread-safe. Destroying it cancels every lookup in flight; their callbacks never run.
 class AresResolver : public Resolver {
  public:
   // nullptr and `error` set when c-ares cannot be initialised (bad server address...).

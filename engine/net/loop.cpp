@@ -34,6 +34,14 @@ EventLoop::EventLoop() : loop_(std::make_unique<uv_loop_t>()) {
 EventLoop::~EventLoop() {
   stop();
   join();
+  // Functions never run may own handles (a connection awaiting deferred destruction):
+  // destroy them while the loop can still close those handles.
+  std::vector<std::function<void()>> unrun;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    unrun.swap(pending_);
+  }
+  unrun.clear();
   // Close our async handle and any handle still open, then let their callbacks run.
   uv_close(reinterpret_cast<uv_handle_t*>(async_),
            [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
@@ -62,6 +70,27 @@ void EventLoop::post(std::function<void()> fn) {
 }
 
 void EventLoop::drain() {
+  // Read stopping_ in the same critical section as the swap: a function posted before
+  // stop() is then always in this batch and runs before the loop stops. (Reading it after
+  // running the batch let a post()+stop() pair from another thread land between the two
+  // reads, and the posted function never ran.) A stop() that comes later sends the async
+  // again, so it is seen on the next drain.
+  std::vector<std::function<void()>> batch;
+  bool stop = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    batch.swap(pending_);
+    stop = stopping_;
+  }
+  for (auto& fn : batch) {
+    fn();
+  }
+  if (stop) {
+    uv_stop(loop_.get());
+  }
+}
+
+void EventLoop::runPosted() {
   std::vector<std::function<void()>> batch;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -69,14 +98,6 @@ void EventLoop::drain() {
   }
   for (auto& fn : batch) {
     fn();
-  }
-  bool stop = false;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop = stopping_;
-  }
-  if (stop) {
-    uv_stop(loop_.get());
   }
 }
 

@@ -37,6 +37,9 @@ class EventLoop {
   // when it was started with start(). Idempotent.
   void stop();
   void join();
+  // Runs the functions posted so far on the calling thread. Only while the loop is not
+  // running (after run() returned): lets an owner finish work posted during shutdown.
+  void runPosted();
   bool inLoopThread() const;
   // Monotonic milliseconds as cached by libuv for this iteration.
   std::uint64_t nowMs() const;

@@ -3,6 +3,9 @@
 // TcpHandler; after close() (or onClosed) no callback is made again. write() gathers:
 // bytes written within one callback are sent with one write call where possible
 // (uv_try_write first, uv_write for the rest). Reads go into a large buffer (64 KiB).
+// Callbacks only ever come from the loop, never from inside a call on the connection, and
+// a handler may destroy its TcpConnection inside any callback. The object stays safe to
+// use after its socket is gone (open() false, writes ignored). TCP_NODELAY is on.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +22,8 @@ namespace salvo::net {
 class TcpHandler {
  public:
   virtual ~TcpHandler() = default;
-  // Connected (outbound) — or `error` non-empty when the connection failed.
+  // Connected (outbound) — or `error` non-empty when the connection failed
+  // ("connect 127.0.0.1:1: connection refused"); a failed connect is final (no onClosed).
   virtual void onConnect(const std::string& error) = 0;
   virtual void onData(std::string_view bytes) = 0;
   // The peer closed (error "connection closed by peer") or the socket failed. Final.
@@ -37,16 +41,20 @@ class TcpConnection {
 
   // Attaches the handler of an accepted connection and starts reading.
   void start(TcpHandler& handler);
-  // Queues bytes; they are flushed before the current loop iteration ends.
+  // Queues bytes; they are flushed before the current loop iteration ends (bytes written
+  // while an outbound connect is pending go out once it succeeds). Ignored after close().
   void write(std::string_view bytes);
   // Flushes queued bytes now.
   void flush();
-  // Closes after flushing queued writes. No further callbacks.
+  // Closes after flushing queued writes. No further callbacks. Queued bytes a peer does
+  // not accept within 10 s are dropped. The destructor does the same.
   void close();
   bool open() const;
   std::string peer() const;
   std::uint64_t bytesWritten() const;
   std::uint64_t bytesRead() const;
+  // Bytes queued or in flight, not yet taken by the kernel (for back-pressure).
+  std::size_t queuedBytes() const;
 
   struct Impl;
   explicit TcpConnection(Impl* impl);

@@ -17,6 +17,7 @@ struct Capabilities {
   bool smtpUtf8 = false;
   bool enhancedStatusCodes = false;
   bool chunking = false;
+  bool size = false;                        // SIZE advertised (with or without a limit)
   std::uint64_t maxSize = 0;                // SIZE limit; 0 = none announced
   std::vector<std::string> authMechanisms;  // upper case
 

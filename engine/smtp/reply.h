@@ -31,8 +31,10 @@ struct Reply {
   bool transient() const { return klass() == 4; }
   bool permanent() const { return klass() == 5; }
   // One line for logs and the queue: "550 5.1.1 text of the first line", capped at 256
-  // octets, with any non-printable octet replaced by '?'.
+  // octets, with any non-printable octet replaced by '?'. "" for an empty Reply (code 0).
   std::string summary() const;
+  // The same, appended to `out` (no allocation when `out` has room).
+  void appendSummary(std::string& out) const;
 };
 
 struct ReplyLimits {
@@ -58,6 +60,7 @@ class ReplyParser {
 
  private:
   bool finishLine(std::vector<Reply>& out);
+  bool fail(std::string message);  // sets error_, drops buffered input, returns false
 
   ReplyLimits limits_;
   std::string line_;

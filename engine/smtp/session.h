@@ -92,13 +92,22 @@ class SessionSink {
   virtual void transactionDone(TransactionResult&& result) = 0;
   // The session can take another envelope (canAccept() is now true).
   virtual void ready() = 0;
-  // The session is over: close the socket. `error` is empty after a clean QUIT. Every
-  // envelope has been answered before this is called.
+  // The session is over: close the socket (after flushing what send() gave: a failure at
+  // the site level sends QUIT just before this). `error` is empty after a clean QUIT.
+  // Every envelope has been answered before this is called, it is called once, it is the
+  // last call into the sink, and the owner may destroy the session from inside it.
   virtual void finished(const std::string& error, FailureScope scope) = 0;
-  // One line per state transition and per reply, for debugging.
+  // One line per state transition, command, reply and result, for debugging. Must not call
+  // back into the session.
   virtual void trace(std::string_view /*line*/) {}
 };
 
+// Reentrancy: the sink is called only at the end of an entry point, never from the middle
+// of one. From send(), transactionDone(), ready() and finished() the owner may call
+// submit() and quit(); from send() also onTimeout()/onDisconnected() (a write that failed
+// synchronously). onConnected() and onBytes() must not be called from a callback.
+// Misuse (submit() when !canAccept(), Envelope.data not from encodeBody(), a reentrant
+// onBytes()) is a broken invariant and aborts.
 class ClientSession {
  public:
   ClientSession(SessionConfig config, SessionSink& sink);
@@ -114,14 +123,19 @@ class ClientSession {
   void onDisconnected(const std::string& error);
 
   // Queue a transaction. Only when canAccept(); transactions run in submission order.
+  // Envelopes may be submitted before the session is ready; a session that fails answers
+  // them all (Deferred). An envelope whose address holds a control octet, or whose
+  // message exceeds the server's SIZE limit, is answered Bounced (Message) unsent.
   void submit(Envelope envelope);
   // Send QUIT once the queued transactions are done, then finished("").
   void quit();
 
+  // Not closed, quit() not called, fewer than max(maxQueued, 1) envelopes not yet started.
   bool canAccept() const;
   State state() const { return state_; }
   // The reply timeout for the current state; the owner restarts its timer after each call
-  // into the session.
+  // into the session. 0 when no reply is awaited (Connecting, Idle, Closed): the owner's
+  // connect and idle timers apply there.
   std::chrono::milliseconds timeout() const;
   const Capabilities& capabilities() const { return caps_; }
   std::size_t transactionsCompleted() const { return completed_; }

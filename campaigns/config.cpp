@@ -1,0 +1,505 @@
+// salvo.yaml: one table per section maps keys to fields; every value is range-checked
+// here so the rest of the program receives plain, valid numbers.
+#include "campaigns/config.h"
+
+#include <arpa/inet.h>
+
+#include <filesystem>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "campaigns/address.h"
+#include "campaigns/yaml_support.h"
+
+namespace salvo::campaigns {
+
+namespace {
+
+constexpr std::string_view kDefaultFile = "salvo.yaml";
+
+bool isIpAddress(const std::string& text) {
+  in_addr v4{};
+  in6_addr v6{};
+  return inet_pton(AF_INET, text.c_str(), &v4) == 1 || inet_pton(AF_INET6, text.c_str(), &v6) == 1;
+}
+
+std::optional<std::uint16_t> parsePort(std::string_view text) {
+  const auto n = parseInteger(text);
+  if (!n || *n < 1 || *n > 65535) {
+    return std::nullopt;
+  }
+  return static_cast<std::uint16_t>(*n);
+}
+
+// "host:port" or "[v6]:port" with a port 1..65535; `portOptional` also takes a bare host.
+bool checkHostPort(std::string_view text, bool portOptional, bool hostMustBeIp,
+                   std::string& error) {
+  std::string host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos) {
+      error = "missing ']' after the IPv6 address";
+      return false;
+    }
+    host.assign(text.substr(1, close - 1));
+    const std::string_view rest = text.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') {
+      error = "expected ':' and a port after ']'";
+      return false;
+    }
+    port = rest.empty() ? rest : rest.substr(1);
+    in6_addr v6{};
+    if (inet_pton(AF_INET6, host.c_str(), &v6) != 1) {
+      error = fmt::format("'{}' is not an IPv6 address", host);
+      return false;
+    }
+  } else {
+    const std::size_t colon = text.rfind(':');
+    if (colon != std::string_view::npos && text.find(':') != colon) {
+      // Several colons: a bare IPv6 address, which cannot carry a port.
+      if (portOptional && isIpAddress(std::string(text))) {
+        return true;
+      }
+      error = "write an IPv6 address in brackets, e.g. [::1]:53";
+      return false;
+    }
+    host.assign(text.substr(0, colon == std::string_view::npos ? text.size() : colon));
+    port = colon == std::string_view::npos ? std::string_view() : text.substr(colon + 1);
+    if (host.empty()) {
+      error = "the host is empty";
+      return false;
+    }
+    std::string canonical;
+    std::string why;
+    if (hostMustBeIp ? !isIpAddress(host) : !parseDomain(host, canonical, why)) {
+      error = hostMustBeIp ? fmt::format("'{}' is not an IP address", host)
+                           : fmt::format("invalid host '{}': {}", host, why);
+      return false;
+    }
+  }
+  if (port.empty() && text.find(':') == std::string_view::npos) {
+    if (portOptional) {
+      return true;
+    }
+    error = "missing ':port'";
+    return false;
+  }
+  if (!parsePort(port)) {
+    error = fmt::format("port '{}' is not a number from 1 to 65535", port);
+    return false;
+  }
+  return true;
+}
+
+struct IntegerKey {
+  std::string_view key;
+  std::int64_t min;
+  std::int64_t max;
+  void (*set)(DeliveryConfig&, std::int64_t);
+};
+
+constexpr std::int64_t kUint32Max = std::numeric_limits<std::uint32_t>::max();
+
+const IntegerKey kDeliveryIntegers[] = {
+    {"threads", 0, 256, [](DeliveryConfig& d, std::int64_t v) { d.threads = static_cast<int>(v); }},
+    {"max_connections_per_destination", 1, 100000,
+     [](DeliveryConfig& d, std::int64_t v) {
+       d.maxConnectionsPerDestination = static_cast<int>(v);
+     }},
+    {"messages_per_connection", 1, 100000000,
+     [](DeliveryConfig& d, std::int64_t v) { d.messagesPerConnection = static_cast<int>(v); }},
+    {"max_in_flight", 1, 100000000,
+     [](DeliveryConfig& d, std::int64_t v) { d.maxInFlight = static_cast<std::size_t>(v); }},
+    {"mx_port", 1, 65535,
+     [](DeliveryConfig& d, std::int64_t v) { d.mxPort = static_cast<std::uint16_t>(v); }},
+};
+
+struct DurationKey {
+  std::string_view key;
+  void (*set)(SalvoConfig&, std::uint64_t ms);
+  bool wholeSeconds;
+};
+
+const DurationKey kDeliveryDurations[] = {
+    {"connect_timeout",
+     [](SalvoConfig& c, std::uint64_t ms) {
+       c.delivery.connectTimeoutMs = static_cast<std::uint32_t>(ms);
+     },
+     false},
+    {"idle_timeout",
+     [](SalvoConfig& c, std::uint64_t ms) {
+       c.delivery.idleTimeoutMs = static_cast<std::uint32_t>(ms);
+     },
+     false},
+};
+
+const DurationKey kRetryDurations[] = {
+    {"first_delay",
+     [](SalvoConfig& c, std::uint64_t ms) {
+       c.retry.firstDelaySec = static_cast<std::uint32_t>(ms / 1000);
+     },
+     true},
+    {"max_delay",
+     [](SalvoConfig& c, std::uint64_t ms) {
+       c.retry.maxDelaySec = static_cast<std::uint32_t>(ms / 1000);
+     },
+     true},
+    {"max_age",
+     [](SalvoConfig& c, std::uint64_t ms) {
+       c.retry.maxAgeSec = static_cast<std::uint32_t>(ms / 1000);
+     },
+     true},
+};
+
+class ConfigLoader {
+ public:
+  ConfigLoader(std::string file, Diagnostics& diags)
+      : yaml_(std::move(file), diags, kExitConfig), diags_(diags) {}
+
+  // Parses `text` and applies its settings over the defaults in `config`.
+  void load(std::string& text, SalvoConfig& config);
+
+ private:
+  // A map-valued section; false (after an error) when it is something else.
+  bool isSection(const YamlFile::Entry& e, std::string_view name);
+  void loadMetrics(const YamlFile::Entry& e, SalvoConfig& config);
+  void loadDns(const YamlFile::Entry& e, SalvoConfig& config);
+  void loadDelivery(const YamlFile::Entry& e, SalvoConfig& config);
+  void loadRetry(const YamlFile::Entry& e, SalvoConfig& config);
+  void loadRoutes(const YamlFile::Entry& e, SalvoConfig& config);
+  void loadDuration(const YamlFile::Entry& e, const DurationKey& key, SalvoConfig& config);
+
+  YamlFile yaml_;
+  Diagnostics& diags_;
+};
+
+bool ConfigLoader::isSection(const YamlFile::Entry& e, std::string_view name) {
+  if (!e.value.IsMap()) {
+    yaml_.error(yaml_.valuePosition(e.key, e.value), fmt::format("'{}' must be a map", name));
+    return false;
+  }
+  return true;
+}
+
+void ConfigLoader::load(std::string& text, SalvoConfig& config) {
+  const auto parsed = yaml_.parse(text);
+  if (!parsed) {
+    return;
+  }
+  const YAML::Node& root = *parsed;
+  if (root.IsNull()) {
+    return;  // an empty file: every default applies
+  }
+  if (!root.IsMap()) {
+    yaml_.error(root,
+                "expected a map of settings (data_dir, metrics, dns, delivery, retry, routes)");
+    return;
+  }
+  const auto fields =
+      yaml_.readMap(root, {"data_dir", "metrics", "dns", "delivery", "retry", "routes"});
+  if (const auto it = fields.find("data_dir"); it != fields.end()) {
+    auto dir = yaml_.scalar(it->second.value, "'data_dir'");
+    if (dir && dir->empty()) {
+      yaml_.error(yaml_.valuePosition(it->second.key, it->second.value), "'data_dir' is empty");
+    } else if (dir) {
+      // Relative to the configuration file's folder, like every path in it.
+      std::filesystem::path p(*dir);
+      if (p.is_relative()) {
+        p = std::filesystem::path(yaml_.file()).parent_path() / p;
+      }
+      std::error_code ec;
+      const auto absolute = std::filesystem::absolute(p, ec);
+      config.dataDir = (ec ? p : absolute).lexically_normal().string();
+    }
+  }
+  if (const auto it = fields.find("metrics"); it != fields.end()) {
+    loadMetrics(it->second, config);
+  }
+  if (const auto it = fields.find("dns"); it != fields.end()) {
+    loadDns(it->second, config);
+  }
+  if (const auto it = fields.find("delivery"); it != fields.end()) {
+    loadDelivery(it->second, config);
+  }
+  if (const auto it = fields.find("retry"); it != fields.end()) {
+    loadRetry(it->second, config);
+  }
+  if (const auto it = fields.find("routes"); it != fields.end()) {
+    loadRoutes(it->second, config);
+  }
+}
+
+void ConfigLoader::loadMetrics(const YamlFile::Entry& e, SalvoConfig& config) {
+  if (!isSection(e, "metrics")) {
+    return;
+  }
+  const auto fields = yaml_.readMap(e.value, {"listen"});
+  const auto it = fields.find("listen");
+  if (it == fields.end()) {
+    return;
+  }
+  auto listen = yaml_.scalar(it->second.value, "'listen'");
+  if (!listen) {
+    return;
+  }
+  if (*listen == "off") {
+    config.metricsListen.clear();
+    return;
+  }
+  std::string why;
+  if (!checkHostPort(*listen, false, false, why)) {
+    yaml_.error(yaml_.valuePosition(it->second.key, it->second.value),
+                fmt::format("invalid metrics listen address '{}': {} (expected host:port or "
+                            "\"off\")",
+                            printable(*listen), why));
+    return;
+  }
+  config.metricsListen = *listen;
+}
+
+void ConfigLoader::loadDns(const YamlFile::Entry& e, SalvoConfig& config) {
+  if (!isSection(e, "dns")) {
+    return;
+  }
+  const auto fields = yaml_.readMap(e.value, {"servers"});
+  const auto it = fields.find("servers");
+  if (it == fields.end()) {
+    return;
+  }
+  if (!it->second.value.IsSequence()) {
+    yaml_.error(yaml_.valuePosition(it->second.key, it->second.value),
+                "'servers' must be a list like [\"127.0.0.1:53\"]");
+    return;
+  }
+  for (const YAML::Node& server : it->second.value) {
+    auto text = yaml_.scalar(server, "a DNS server");
+    if (!text) {
+      continue;
+    }
+    std::string why;
+    if (!checkHostPort(*text, true, true, why)) {
+      yaml_.error(server, fmt::format("invalid DNS server '{}': {} (expected IP or IP:port)",
+                                      printable(*text), why));
+      continue;
+    }
+    config.dnsServers.push_back(*text);
+  }
+}
+
+void ConfigLoader::loadDuration(const YamlFile::Entry& e, const DurationKey& key,
+                                SalvoConfig& config) {
+  auto text = yaml_.scalar(e.value, fmt::format("'{}'", key.key));
+  if (!text) {
+    return;
+  }
+  const YamlPosition at = yaml_.valuePosition(e.key, e.value);
+  const auto ms = parseDurationMs(*text);
+  if (!ms) {
+    yaml_.error(at, fmt::format("'{}' has an invalid duration '{}' (use e.g. 500ms, 30s, 5m, 4h, "
+                                "3d or a number of seconds)",
+                                key.key, printable(*text)));
+    return;
+  }
+  if (*ms == 0) {
+    yaml_.error(at, fmt::format("'{}' must be greater than zero", key.key));
+    return;
+  }
+  if (key.wholeSeconds && *ms % 1000 != 0) {
+    yaml_.error(at, fmt::format("'{}' must be a whole number of seconds (got '{}')", key.key,
+                                printable(*text)));
+    return;
+  }
+  if ((key.wholeSeconds ? *ms / 1000 : *ms) > static_cast<std::uint64_t>(kUint32Max)) {
+    yaml_.error(at, fmt::format("'{}' is too long ('{}')", key.key, printable(*text)));
+    return;
+  }
+  key.set(config, *ms);
+}
+
+void ConfigLoader::loadDelivery(const YamlFile::Entry& e, SalvoConfig& config) {
+  if (!isSection(e, "delivery")) {
+    return;
+  }
+  std::vector<std::string_view> known;
+  for (const IntegerKey& k : kDeliveryIntegers) {
+    known.push_back(k.key);
+  }
+  for (const DurationKey& k : kDeliveryDurations) {
+    known.push_back(k.key);
+  }
+  known.push_back("helo_name");
+  const auto fields = yaml_.readMap(e.value, known);
+  for (const IntegerKey& k : kDeliveryIntegers) {
+    const auto it = fields.find(k.key);
+    if (it == fields.end()) {
+      continue;
+    }
+    auto text = yaml_.scalar(it->second.value, fmt::format("'{}'", k.key));
+    if (!text) {
+      continue;
+    }
+    const auto n = parseInteger(*text);
+    if (!n || *n < k.min || *n > k.max) {
+      yaml_.error(yaml_.valuePosition(it->second.key, it->second.value),
+                  fmt::format("'{}' must be an integer from {} to {} (got '{}')", k.key, k.min,
+                              k.max, printable(*text)));
+      continue;
+    }
+    k.set(config.delivery, *n);
+  }
+  for (const DurationKey& k : kDeliveryDurations) {
+    if (const auto it = fields.find(k.key); it != fields.end()) {
+      loadDuration(it->second, k, config);
+    }
+  }
+  if (const auto it = fields.find("helo_name"); it != fields.end()) {
+    auto name = yaml_.scalar(it->second.value, "'helo_name'");
+    std::string canonical;
+    std::string why;
+    if (name && !name->empty() && !parseDomain(*name, canonical, why)) {
+      yaml_.error(yaml_.valuePosition(it->second.key, it->second.value),
+                  fmt::format("invalid helo_name '{}': {}", printable(*name), why));
+    } else if (name) {
+      config.delivery.heloName = canonical;
+    }
+  }
+}
+
+void ConfigLoader::loadRetry(const YamlFile::Entry& e, SalvoConfig& config) {
+  if (!isSection(e, "retry")) {
+    return;
+  }
+  std::vector<std::string_view> known;
+  for (const DurationKey& k : kRetryDurations) {
+    known.push_back(k.key);
+  }
+  const auto fields = yaml_.readMap(e.value, known);
+  const std::size_t before = diags_.size();
+  for (const DurationKey& k : kRetryDurations) {
+    if (const auto it = fields.find(k.key); it != fields.end()) {
+      loadDuration(it->second, k, config);
+    }
+  }
+  if (diags_.size() == before && config.retry.maxDelaySec < config.retry.firstDelaySec) {
+    const auto it = fields.find("max_delay");
+    const YamlPosition at = it != fields.end()
+                                ? yaml_.valuePosition(it->second.key, it->second.value)
+                                : positionOf(e.value.Mark());
+    yaml_.error(at, fmt::format("'max_delay' ({}s) is shorter than 'first_delay' ({}s)",
+                                config.retry.maxDelaySec, config.retry.firstDelaySec));
+  }
+}
+
+void ConfigLoader::loadRoutes(const YamlFile::Entry& e, SalvoConfig& config) {
+  if (!e.value.IsSequence()) {
+    yaml_.error(yaml_.valuePosition(e.key, e.value),
+                "'routes' must be a list like [{match: \"*.example\", host: 127.0.0.1, port: "
+                "2525}]");
+    return;
+  }
+  for (const YAML::Node& item : e.value) {
+    if (!item.IsMap()) {
+      yaml_.error(item, "a route must be a map {match: ..., host: ..., port: ...}");
+      continue;
+    }
+    const auto fields = yaml_.readMap(item, {"match", "host", "port"});
+    RouteConfig route;
+    bool ok = true;
+    const auto matchIt = fields.find("match");
+    const auto hostIt = fields.find("host");
+    if (matchIt == fields.end()) {
+      yaml_.error(item, "missing required field 'match'");
+      ok = false;
+    } else if (auto match = yaml_.scalar(matchIt->second.value, "'match'")) {
+      std::string_view domain = *match;
+      const bool subdomains = domain.substr(0, 2) == "*.";
+      if (subdomains) {
+        domain.remove_prefix(2);
+      }
+      std::string canonical;
+      std::string why;
+      if (*match == "*") {
+        route.pattern = std::move(*match);
+      } else if (!domain.empty() && domain.front() != '[' && parseDomain(domain, canonical, why)) {
+        route.pattern = subdomains ? "*." + canonical : canonical;
+      } else {
+        if (why.empty()) {
+          why = "expected \"*\", \"*.domain\" or \"domain\"";
+        }
+        yaml_.error(yaml_.valuePosition(matchIt->second.key, matchIt->second.value),
+                    fmt::format("invalid route pattern '{}': {}", printable(*match), why));
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (hostIt == fields.end()) {
+      yaml_.error(item, "missing required field 'host'");
+      ok = false;
+    } else if (auto host = yaml_.scalar(hostIt->second.value, "'host'")) {
+      std::string canonical;
+      std::string why;
+      if (!host->empty() && (isIpAddress(*host) || parseDomain(*host, canonical, why)) &&
+          host->front() != '[') {
+        route.host = isIpAddress(*host) ? *host : canonical;
+      } else {
+        yaml_.error(yaml_.valuePosition(hostIt->second.key, hostIt->second.value),
+                    fmt::format("invalid route host '{}': {}", printable(*host),
+                                why.empty() ? "expected a host name or an IP address" : why));
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (const auto portIt = fields.find("port"); portIt != fields.end()) {
+      auto text = yaml_.scalar(portIt->second.value, "'port'");
+      const auto port = text ? parsePort(*text) : std::nullopt;
+      if (text && !port) {
+        yaml_.error(
+            yaml_.valuePosition(portIt->second.key, portIt->second.value),
+            fmt::format("route port '{}' is not a number from 1 to 65535", printable(*text)));
+      }
+      if (!port) {
+        ok = false;
+      } else {
+        route.port = *port;
+      }
+    }
+    if (ok) {
+      config.routes.push_back(std::move(route));
+    }
+  }
+}
+
+}  // namespace
+
+std::optional<SalvoConfig> loadConfig(const std::string& path, Diagnostics& diags) {
+  SalvoConfig config;
+  std::string file = path;
+  if (file.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::exists(kDefaultFile, ec)) {
+      return config;  // built-in defaults
+    }
+    file = kDefaultFile;
+  }
+  const std::size_t before = diags.size();
+  const std::size_t firstItem = diags.items().size();
+  std::string text;
+  std::string why;
+  if (!readWholeFile(file, text, why)) {
+    diags.add(file, 0, 0, fmt::format("cannot open config file '{}': {}", file, why), kExitNoInput);
+    return std::nullopt;
+  }
+  config.file = file;
+  ConfigLoader(file, diags).load(text, config);
+  diags.sortFrom(firstItem);
+  if (diags.size() != before) {
+    return std::nullopt;
+  }
+  return config;
+}
+
+}  // namespace salvo::campaigns

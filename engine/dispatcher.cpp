@@ -1,0 +1,523 @@
+#include "engine/dispatcher.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <thread>
+
+#include "engine/log.h"
+
+namespace salvo::engine {
+
+namespace {
+
+constexpr std::size_t kTakeBatch = 2000;        // jobs per takeDue call
+constexpr std::uint64_t kPumpIntervalMs = 100;  // look for newly due jobs this often
+constexpr std::uint64_t kGaugeIntervalMs = 1000;
+constexpr std::int64_t kMinDnsTtlMs = 60'000;
+constexpr std::int64_t kMaxDnsTtlMs = 3'600'000;
+
+std::string machineName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') {
+    return "localhost";
+  }
+  return buf;
+}
+
+std::string domainOf(const std::string& address) {
+  auto at = address.rfind('@');
+  return at == std::string::npos ? std::string() : address.substr(at + 1);
+}
+
+std::int64_t clampTtl(std::uint32_t seconds) {
+  return std::clamp<std::int64_t>(static_cast<std::int64_t>(seconds) * 1000, kMinDnsTtlMs,
+                                  kMaxDnsTtlMs);
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(const campaigns::SalvoConfig& config, queue::JobStore& store,
+                       metrics::Metrics* metrics, DispatcherOptions options)
+    : config_(config),
+      store_(store),
+      metrics_(metrics),
+      options_(std::move(options)),
+      routes_(config.routes),
+      retry_(config.retry) {
+  if (!options_.clock) {
+    options_.clock = [] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+          .count();
+    };
+  }
+  const auto& d = config.delivery;
+  settings_.session.heloName = d.heloName.empty() ? machineName() : d.heloName;
+  settings_.maxConnections = std::max(1, d.maxConnectionsPerDestination);
+  settings_.messagesPerConnection = std::max(1, d.messagesPerConnection);
+  settings_.connectTimeoutMs = d.connectTimeoutMs;
+  settings_.idleTimeoutMs = d.idleTimeoutMs;
+}
+
+Dispatcher::~Dispatcher() {
+  // Timers and the resolver belong to the control loop: release them before it goes.
+  pumpTimer_.reset();
+  gaugeTimer_.reset();
+  graceTimer_.reset();
+  resolver_.reset();
+}
+
+int Dispatcher::run() {
+  std::string error;
+  if (options_.resolver) {
+    resolver_ = options_.resolver(control_, error);
+  } else {
+    dns::AresOptions ares;
+    ares.servers = config_.dnsServers;
+    resolver_ = dns::AresResolver::create(control_, ares, error);
+  }
+  if (!resolver_) {
+    log(LogLevel::Error, "DNS resolver: {}", error);
+    return 78;
+  }
+
+  int threads = config_.delivery.threads > 0
+                    ? config_.delivery.threads
+                    : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  for (int i = 0; i < threads; ++i) {
+    workers_.push_back(std::make_unique<Worker>(i, settings_, *this));
+    workers_.back()->start();
+  }
+  writer_ = std::make_unique<queue::OutcomeWriter>(
+      store_, [this](std::vector<queue::Outcome>&& outcomes, const queue::Status& status) {
+        // Writer thread: hand the committed batch back to the control loop.
+        auto shared = std::make_shared<std::vector<queue::Outcome>>(std::move(outcomes));
+        control_.post([this, shared, status] { committed(std::move(*shared), status); });
+      });
+
+  pumpTimer_ = std::make_unique<net::Timer>(control_);
+  gaugeTimer_ = std::make_unique<net::Timer>(control_);
+  graceTimer_ = std::make_unique<net::Timer>(control_);
+  pumpTimer_->start(0, kPumpIntervalMs, [this] { pump(); });
+  gaugeTimer_->start(0, kGaugeIntervalMs, [this] { refreshGauges(); });
+  net::SignalWatcher onInt(control_, SIGINT, [this] { beginShutdown(); });
+  net::SignalWatcher onTerm(control_, SIGTERM, [this] { beginShutdown(); });
+
+  log(LogLevel::Info, "salvo run: {} delivery loop(s), up to {} jobs in flight", threads,
+      config_.delivery.maxInFlight);
+  control_.run();
+
+  // Commit what the loops reported before they stopped, then stop everything.
+  for (auto& w : workers_) {
+    w->stopAndJoin();
+  }
+  drainResults();
+  writer_->stop();
+  // The writer posted its last commit notifications to the stopped control loop.
+  control_.runPosted();
+  summary_.batches = writer_->batches();
+  writer_.reset();
+  refreshGauges();
+  workers_.clear();
+  return exitCode_;
+}
+
+void Dispatcher::stop() {
+  control_.post([this] { beginShutdown(); });
+}
+
+void Dispatcher::pump() {
+  if (stopping_) {
+    return;
+  }
+  std::int64_t room = static_cast<std::int64_t>(config_.delivery.maxInFlight) - inFlight_;
+  if (room <= 0) {
+    return;
+  }
+  std::vector<queue::LeasedJob> leased;
+  auto status = store_.takeDue(now(), std::min<std::size_t>(kTakeBatch, room), leased);
+  if (!status.isOk()) {
+    log(LogLevel::Error, "queue: {}", status.message());
+    exitCode_ = 74;
+    beginShutdown();
+    return;
+  }
+  if (leased.empty()) {
+    if (options_.untilIdle && inFlight_ == 0) {
+      log(LogLevel::Info, "salvo run: idle (nothing due, nothing in flight)");
+      beginShutdown();
+    }
+    return;
+  }
+  inFlight_ += static_cast<std::int64_t>(leased.size());
+  std::unordered_map<std::string, std::vector<DeliveryJob>> batches;
+  for (auto& l : leased) {
+    if (l.record.state == queue::JobState::Deferred) {
+      ++leasedDeferred_;
+    }
+    std::string error;
+    auto campaign = campaignFor(l.id.campaign, error);
+    DeliveryJob job{l.id, std::move(l.record), campaign};
+    if (!campaign) {
+      finishLocally(std::move(job), smtp::Disposition::Deferred, error);
+      continue;
+    }
+    route(std::move(job), batches);
+  }
+  for (auto& [name, jobs] : batches) {
+    dispatch(resolved_[name].spec, std::move(jobs));
+  }
+  if (leased.size() == kTakeBatch) {
+    // More may be due right now: keep the pipeline full without waiting for the timer.
+    control_.post([this] { pump(); });
+  }
+}
+
+std::shared_ptr<const campaigns::Campaign> Dispatcher::campaignFor(std::uint32_t number,
+                                                                   std::string& error) {
+  auto it = campaigns_.find(number);
+  if (it != campaigns_.end()) {
+    return it->second;
+  }
+  auto record = store_.campaign(number);
+  if (!record) {
+    error = "campaign #" + std::to_string(number) + " is missing from the queue";
+    return nullptr;
+  }
+  auto campaign = campaigns::Campaign::deserialize(record->spec, error);
+  if (!campaign) {
+    error = "campaign '" + record->name + "' cannot be loaded: " + error;
+    log(LogLevel::Error, "{}", error);
+    return nullptr;
+  }
+  campaigns_[number] = campaign;
+  return campaign;
+}
+
+void Dispatcher::route(DeliveryJob&& job,
+                       std::unordered_map<std::string, std::vector<DeliveryJob>>& batches) {
+  std::string domain = domainOf(job.record.recipient);
+  std::string name;
+  const campaigns::RouteConfig* r = routes_.match(domain);
+  if (r != nullptr) {
+    name = "route:" + r->host + ":" + std::to_string(r->port);
+  } else {
+    name = domain;
+  }
+  auto it = resolved_.find(name);
+  if (it != resolved_.end() && it->second.expiresMs > now()) {
+    batches[name].push_back(std::move(job));
+    return;
+  }
+  auto& waiting = waiting_[name];
+  waiting.push_back(std::move(job));
+  if (waiting.size() == 1) {
+    if (r != nullptr) {
+      resolveRoute(name, *r);
+    } else {
+      resolveDomain(domain);
+    }
+  }
+}
+
+void Dispatcher::resolveRoute(const std::string& key, const campaigns::RouteConfig& route) {
+  resolver_->resolveAddresses(
+      route.host, route.port, [this, key, host = route.host](dns::AddressAnswer answer) {
+        if (answer.rcode != dns::Rcode::Ok || answer.endpoints.empty()) {
+          destinationFailed(
+              key, smtp::Disposition::Deferred,
+              "route host " + host + ": " +
+                  (answer.error.empty() ? dns::rcodeName(answer.rcode) : answer.error));
+          return;
+        }
+        auto spec = std::make_shared<DestinationSpec>();
+        spec->key = key;
+        spec->label = key;
+        spec->endpoints = std::move(answer.endpoints);
+        // A route's address is configuration: keep it for the whole run.
+        destinationResolved(key, spec, kMaxDnsTtlMs * 24);
+      });
+}
+
+void Dispatcher::resolveDomain(const std::string& domain) {
+  resolver_->resolveMx(domain, [this, domain](dns::MxAnswer mx) {
+    std::vector<std::string> hosts;
+    switch (mx.rcode) {
+      case dns::Rcode::Ok:
+        for (const auto& r : mx.records) {
+          hosts.push_back(r.host);
+        }
+        break;
+      case dns::Rcode::NoData:
+        hosts.push_back(domain);  // implicit MX (RFC 5321 §5.1)
+        break;
+      case dns::Rcode::NxDomain:
+        destinationFailed(domain, smtp::Disposition::Bounced,
+                          "domain " + domain + " does not exist (NXDOMAIN)");
+        return;
+      case dns::Rcode::NullMx:
+        destinationFailed(domain, smtp::Disposition::Bounced,
+                          "domain " + domain + " accepts no mail (null MX, RFC 7505)");
+        return;
+      case dns::Rcode::TempFail:
+        destinationFailed(domain, smtp::Disposition::Deferred,
+                          "MX lookup for " + domain + " failed: " + mx.error);
+        return;
+    }
+    // Resolve every MX host's addresses; the endpoint list keeps MX preference order.
+    struct Gather {
+      std::vector<std::vector<net::Endpoint>> perHost;
+      std::size_t remaining = 0;
+      std::int64_t ttlMs = 0;
+    };
+    auto gather = std::make_shared<Gather>();
+    gather->perHost.resize(hosts.size());
+    gather->remaining = hosts.size();
+    gather->ttlMs = clampTtl(mx.ttl);
+    for (std::size_t i = 0; i < hosts.size(); ++i) {
+      resolver_->resolveAddresses(hosts[i], config_.delivery.mxPort,
+                                  [this, domain, hosts, gather, i](dns::AddressAnswer answer) {
+                                    if (answer.rcode == dns::Rcode::Ok) {
+                                      gather->perHost[i] = std::move(answer.endpoints);
+                                      gather->ttlMs = std::min(gather->ttlMs, clampTtl(answer.ttl));
+                                    }
+                                    if (--gather->remaining > 0) {
+                                      return;
+                                    }
+                                    auto spec = std::make_shared<DestinationSpec>();
+                                    spec->key = "mx:";
+                                    for (std::size_t h = 0; h < hosts.size(); ++h) {
+                                      spec->key += (h ? "," : "") + hosts[h];
+                                      for (auto& e : gather->perHost[h]) {
+                                        spec->endpoints.push_back(e);
+                                      }
+                                    }
+                                    spec->label = domain + " (" + spec->key + ")";
+                                    if (spec->endpoints.empty()) {
+                                      destinationFailed(
+                                          domain, smtp::Disposition::Deferred,
+                                          "no address found for the MX hosts of " + domain);
+                                      return;
+                                    }
+                                    destinationResolved(domain, spec, gather->ttlMs);
+                                  });
+    }
+  });
+}
+
+void Dispatcher::destinationResolved(const std::string& name,
+                                     std::shared_ptr<const DestinationSpec> spec,
+                                     std::int64_t ttlMs) {
+  resolved_[name] = Resolved{spec, now() + ttlMs};
+  auto it = waiting_.find(name);
+  if (it == waiting_.end()) {
+    return;
+  }
+  auto jobs = std::move(it->second);
+  waiting_.erase(it);
+  if (stopping_) {
+    return;  // abandoned: still leased, returned to the queue on the next start
+  }
+  dispatch(spec, std::move(jobs));
+}
+
+void Dispatcher::destinationFailed(const std::string& name, smtp::Disposition disposition,
+                                   const std::string& error) {
+  auto it = waiting_.find(name);
+  if (it == waiting_.end()) {
+    return;
+  }
+  auto jobs = std::move(it->second);
+  waiting_.erase(it);
+  log(LogLevel::Warn, "{}: {} ({} job(s))", name, error, jobs.size());
+  for (auto& job : jobs) {
+    finishLocally(std::move(job), disposition, error);
+  }
+}
+
+void Dispatcher::dispatch(const std::shared_ptr<const DestinationSpec>& spec,
+                          std::vector<DeliveryJob>&& jobs) {
+  // Pin each destination to one loop so its state needs no locks.
+  std::size_t index = std::hash<std::string>{}(spec->key) % workers_.size();
+  Worker* worker = workers_[index].get();
+  auto shared = std::make_shared<std::vector<DeliveryJob>>(std::move(jobs));
+  worker->loop().post([worker, spec, shared] { worker->deliver(spec, std::move(*shared)); });
+}
+
+void Dispatcher::finishLocally(DeliveryJob&& job, smtp::Disposition disposition,
+                               const std::string& reply) {
+  deliveryDone(DeliveryResult{std::move(job), disposition, smtp::FailureScope::Site, reply});
+}
+
+void Dispatcher::deliveryDone(DeliveryResult&& result) {
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(resultsMutex_);
+    wake = results_.empty();
+    results_.push_back(std::move(result));
+  }
+  if (wake) {
+    control_.post([this] { drainResults(); });
+  }
+}
+
+void Dispatcher::connectionOpened() {
+  if (metrics_ != nullptr) {
+    metrics_->connectionOpened();
+  }
+}
+
+void Dispatcher::connectionClosed() {
+  if (metrics_ != nullptr) {
+    metrics_->connectionClosed();
+  }
+}
+
+void Dispatcher::drainResults() {
+  std::vector<DeliveryResult> results;
+  {
+    std::lock_guard<std::mutex> lock(resultsMutex_);
+    results.swap(results_);
+  }
+  if (results.empty()) {
+    return;
+  }
+  std::int64_t t = now();
+  std::vector<queue::Outcome> outcomes;
+  outcomes.reserve(results.size());
+  for (auto& r : results) {
+    queue::Outcome o;
+    o.id = r.job.id;
+    o.previous = r.job.record.state;
+    o.record = std::move(r.job.record);
+    o.record.attempts += 1;
+    o.record.lastReply = std::move(r.reply);
+    switch (r.disposition) {
+      case smtp::Disposition::Delivered:
+        o.record.state = queue::JobState::Delivered;
+        break;
+      case smtp::Disposition::Bounced:
+        o.record.state = queue::JobState::Bounced;
+        break;
+      case smtp::Disposition::Deferred:
+        if (retry_.expired(o.record.createdMs, t)) {
+          o.record.state = queue::JobState::Expired;
+        } else {
+          o.record.state = queue::JobState::Deferred;
+          o.record.dueMs = t + retry_.delayMs(o.record.attempts);
+        }
+        break;
+    }
+    outcomes.push_back(std::move(o));
+  }
+  writer_->push(std::move(outcomes));
+}
+
+void Dispatcher::committed(std::vector<queue::Outcome>&& outcomes, const queue::Status& status) {
+  if (!status.isOk()) {
+    // The jobs stay leased; the next start returns them to the queue. Stop: a queue we
+    // cannot write is not one we may keep delivering from.
+    log(LogLevel::Error, "queue: cannot commit outcomes: {}", status.message());
+    exitCode_ = 74;
+    beginShutdown();
+    return;
+  }
+  if (metrics_ != nullptr) {
+    metrics_->countOutcomeBatch();
+  }
+  for (const auto& o : outcomes) {
+    if (o.previous == queue::JobState::Deferred) {
+      --leasedDeferred_;
+    }
+    switch (o.record.state) {
+      case queue::JobState::Delivered:
+        ++summary_.delivered;
+        if (metrics_ != nullptr) {
+          metrics_->countDelivered();
+        }
+        break;
+      case queue::JobState::Deferred:
+        ++summary_.deferred;
+        if (metrics_ != nullptr) {
+          metrics_->countDeferred();
+        }
+        break;
+      case queue::JobState::Bounced:
+        ++summary_.bounced;
+        if (metrics_ != nullptr) {
+          metrics_->countBounced();
+        }
+        break;
+      case queue::JobState::Expired:
+        ++summary_.expired;
+        if (metrics_ != nullptr) {
+          metrics_->countBounced();
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  inFlight_ -= static_cast<std::int64_t>(outcomes.size());
+  if (inFlight_ == 0 && options_.untilIdle && !stopping_) {
+    pump();
+  } else if (!stopping_ &&
+             inFlight_ < static_cast<std::int64_t>(config_.delivery.maxInFlight) / 2) {
+    pump();
+  }
+}
+
+void Dispatcher::refreshGauges() {
+  if (metrics_ == nullptr) {
+    return;
+  }
+  std::int64_t queued = 0;
+  std::int64_t deferred = 0;
+  for (const auto& c : store_.campaigns()) {
+    auto counts = store_.counts(c.number);
+    queued += counts.queued;
+    deferred += counts.deferred;
+  }
+  // The store counts a leased job in the state it was leased from; report it as in flight.
+  std::int64_t leasedQueued = inFlight_ - leasedDeferred_;
+  metrics_->setQueueDepth(std::max<std::int64_t>(0, queued - leasedQueued),
+                          std::max<std::int64_t>(0, deferred - leasedDeferred_), inFlight_);
+}
+
+void Dispatcher::beginShutdown() {
+  if (stopping_) {
+    return;
+  }
+  stopping_ = true;
+  pumpTimer_->stop();
+  log(LogLevel::Info, "salvo run: stopping ({} job(s) in flight)", inFlight_);
+  workersDrained_ = 0;
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    worker->loop().post([this, worker] {
+      worker->shutdown([this] {
+        control_.post([this] {
+          if (++workersDrained_ == static_cast<int>(workers_.size())) {
+            finishShutdown();
+          }
+        });
+      });
+    });
+  }
+  graceTimer_->start(options_.stopGraceMs, 0, [this] {
+    log(LogLevel::Warn, "salvo run: connections still busy after {} ms; stopping anyway",
+        options_.stopGraceMs);
+    finishShutdown();
+  });
+}
+
+void Dispatcher::finishShutdown() {
+  graceTimer_->stop();
+  gaugeTimer_->stop();
+  control_.stop();
+}
+
+}  // namespace salvo::engine

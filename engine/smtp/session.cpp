@@ -1,0 +1,760 @@
+#include "engine/smtp/session.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <iterator>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace salvo::smtp {
+namespace {
+
+constexpr const char* kStateNames[] = {"Connecting", "Greeting", "Ehlo", "Helo", "Idle", "Mail",
+                                       "Rcpt",       "Data",     "Dot",  "Rset", "Quit", "Closed"};
+static_assert(std::size(kStateNames) == static_cast<std::size_t>(State::Closed) + 1);
+
+constexpr const char* kScopeNames[] = {"none", "recipient", "message", "connection", "site"};
+static_assert(std::size(kScopeNames) == static_cast<std::size_t>(FailureScope::Site) + 1);
+
+constexpr const char* kDispositionNames[] = {"delivered", "deferred", "bounced"};
+static_assert(std::size(kDispositionNames) == static_cast<std::size_t>(Disposition::Bounced) + 1);
+
+// The reply timeout of each state (nullptr: no reply is awaited, the owner's own timers
+// apply: connect timeout, idle timeout).
+using TimeoutField = std::chrono::milliseconds SessionTimeouts::*;
+constexpr TimeoutField kStateTimeouts[] = {
+    nullptr,                     // Connecting
+    &SessionTimeouts::greeting,  // Greeting
+    &SessionTimeouts::ehlo,      // Ehlo
+    &SessionTimeouts::ehlo,      // Helo
+    nullptr,                     // Idle
+    &SessionTimeouts::mail,      // Mail
+    &SessionTimeouts::rcpt,      // Rcpt
+    &SessionTimeouts::data,      // Data: waiting for 354
+    &SessionTimeouts::dot,       // Dot: the body is sent, waiting for the final reply
+    &SessionTimeouts::rset,      // Rset
+    &SessionTimeouts::quit,      // Quit
+    nullptr,                     // Closed
+};
+static_assert(std::size(kStateTimeouts) == std::size(kStateNames));
+
+// The send buffer keeps up to this much capacity between sends; beyond it (a large body
+// just went out) it is released, so that thousands of idle connections stay small.
+constexpr std::size_t kRetainedOutput = 64 * 1024;
+
+// What the reply at the receive cursor answers: one entry per command sent.
+enum class Expect : std::uint8_t {
+  Greeting,
+  Ehlo,
+  Helo,
+  Mail,
+  Rcpt,
+  Data,
+  Dot,
+  LoneDot,  // the "." ending an empty DATA a broken server opened after a failed RCPT
+  Rset,
+  Quit,
+};
+
+struct ExpectInfo {
+  State state;
+  const char* waitingFor;
+};
+constexpr ExpectInfo kExpectInfo[] = {
+    {State::Greeting, "waiting for the greeting"},
+    {State::Ehlo, "waiting for reply to EHLO"},
+    {State::Helo, "waiting for reply to HELO"},
+    {State::Mail, "waiting for reply to MAIL FROM"},
+    {State::Rcpt, "waiting for reply to RCPT TO"},
+    {State::Data, "waiting for reply to DATA"},
+    {State::Dot, "waiting for reply to end of data"},
+    {State::Dot, "waiting for reply to end of data"},
+    {State::Rset, "waiting for reply to RSET"},
+    {State::Quit, "waiting for reply to QUIT"},
+};
+static_assert(std::size(kExpectInfo) == static_cast<std::size_t>(Expect::Quit) + 1);
+
+const ExpectInfo& info(Expect e) {
+  return kExpectInfo[static_cast<std::size_t>(e)];
+}
+
+[[noreturn]] void invariantBroken(const char* what) {
+  std::fprintf(stderr, "salvo::smtp::ClientSession: %s\n", what);
+  std::abort();
+}
+
+Disposition failureDisposition(const Reply& r) {
+  return r.permanent() ? Disposition::Bounced : Disposition::Deferred;
+}
+
+bool hasControlOctet(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+// encodeBody() output ends with ".\r\n", preceded by a CRLF unless the message was empty.
+bool looksEncoded(const std::string& data) {
+  const std::size_t n = data.size();
+  return n >= 3 && data.compare(n - 3, 3, ".\r\n") == 0 &&
+         (n == 3 || (n >= 5 && data[n - 5] == '\r' && data[n - 4] == '\n'));
+}
+
+// RFC 1870 size: the message without the final ".\r\n". Dot-stuffing octets are counted,
+// so this overstates by one octet per line starting with '.' (harmless for SIZE).
+std::uint64_t messageSize(const Envelope& e) {
+  return e.data.size() - 3;
+}
+
+}  // namespace
+
+const char* stateName(State s) {
+  const auto i = static_cast<std::size_t>(s);
+  return i < std::size(kStateNames) ? kStateNames[i] : "?";
+}
+
+const char* scopeName(FailureScope scope) {
+  const auto i = static_cast<std::size_t>(scope);
+  return i < std::size(kScopeNames) ? kScopeNames[i] : "?";
+}
+
+const char* dispositionName(Disposition d) {
+  const auto i = static_cast<std::size_t>(d);
+  return i < std::size(kDispositionNames) ? kDispositionNames[i] : "?";
+}
+
+// Two cursors (Postfix smtp_proto.c: one loop for sending, one for receiving):
+//  - the send cursor stands at waiting.front(): envelopes before it have had their
+//    commands written (they are in inFlight), envelopes from it on have not;
+//  - the receive cursor is expected.front(): the command whose reply comes next.
+// Replies are matched strictly in order. A transaction's reply-kinds are always
+// MAIL, RCPT, DATA, then "." (or a lone "."), so the reply at the receive cursor for a
+// transaction command always belongs to inFlight.front().
+//
+// Reentrancy: the sink is called only from drain(), at the end of the outermost entry
+// point, and finished() is the very last thing drain() does. Sink callbacks may call
+// submit() and quit() (they only queue), and onTimeout()/onDisconnected() (from inside
+// send(), when a write fails synchronously); the session picks the work up in drain().
+struct ClientSession::Impl {
+  struct Transaction {
+    Envelope envelope;
+    // Its TransactionResult is out (MAIL or RCPT failed); its remaining replies only move
+    // the receive cursor. A transaction not answered at its 354 has had MAIL and RCPT
+    // accepted, since their replies come first.
+    bool answered = false;
+  };
+
+  explicit Impl(ClientSession& s) : self(s), parser(s.config_.replyLimits) {}
+
+  // ---- tracing ----
+
+  template <typename... Args>
+  void trace(fmt::format_string<Args...> format, Args&&... args) {
+    line.clear();
+    fmt::format_to(std::back_inserter(line), format, std::forward<Args>(args)...);
+    self.sink_.trace(line);
+  }
+
+  void traceCommand(std::size_t start) {
+    line.assign("C: ");
+    line.append(out, start, out.size() - start - 2);  // without the CRLF
+    self.sink_.trace(line);
+  }
+
+  void traceReply(const Reply& r) {
+    line.assign("S: ");
+    r.appendSummary(line);
+    if (r.lines.size() > 1) {
+      fmt::format_to(std::back_inserter(line), " (+{} lines)", r.lines.size() - 1);
+    }
+    self.sink_.trace(line);
+  }
+
+  void setState(State next) {
+    if (next != self.state_) {
+      trace("state {} -> {}", stateName(self.state_), stateName(next));
+      self.state_ = next;
+    }
+  }
+
+  // The state follows the receive cursor.
+  void syncState() {
+    if (self.state_ == State::Closed) {
+      return;
+    }
+    if (!expected.empty()) {
+      setState(info(expected.front()).state);
+    } else {
+      setState(connected ? State::Idle : State::Connecting);
+    }
+  }
+
+  // ---- the send side ----
+
+  void sendCommand(std::string_view verb, std::string_view argument, Expect expect) {
+    const std::size_t start = out.size();
+    out += verb;
+    if (!argument.empty()) {
+      out += ' ';
+      out += argument;
+    }
+    out += "\r\n";
+    traceCommand(start);
+    expected.push_back(expect);
+  }
+
+  void sendMail(const Envelope& e) {
+    const std::size_t start = out.size();
+    out += "MAIL FROM:<";
+    out += e.mailFrom;
+    out += '>';
+    if (self.caps_.size) {
+      char digits[24];
+      const auto end = std::to_chars(digits, digits + sizeof digits, messageSize(e)).ptr;
+      out += " SIZE=";
+      out.append(digits, end);
+    }
+    out += "\r\n";
+    traceCommand(start);
+    expected.push_back(Expect::Mail);
+  }
+
+  void sendRcpt(const Envelope& e) {
+    const std::size_t start = out.size();
+    out += "RCPT TO:<";
+    out += e.rcptTo;
+    out += ">\r\n";
+    traceCommand(start);
+    expected.push_back(Expect::Rcpt);
+  }
+
+  void sendBody(Transaction& t) {
+    out += t.envelope.data;
+    trace("C: <message data, {} octets>", t.envelope.data.size());
+    // The body is no longer needed: give its memory back now rather than after the final
+    // reply, which may take minutes.
+    std::string().swap(t.envelope.data);
+    expected.push_back(Expect::Dot);
+  }
+
+  void sendQuit() {
+    sendCommand("QUIT", {}, Expect::Quit);
+    quitSent = true;
+  }
+
+  // Why this envelope must not go on the wire at all ("" when it may).
+  std::string refusal(const Envelope& e) const {
+    if (hasControlOctet(e.mailFrom)) {
+      return "sender address contains a control octet (CR, LF, NUL...)";
+    }
+    if (hasControlOctet(e.rcptTo)) {
+      return "recipient address contains a control octet (CR, LF, NUL...)";
+    }
+    const std::uint64_t limit = self.caps_.maxSize;
+    if (limit != 0 && messageSize(e) > limit) {
+      return fmt::format("message size {} exceeds the server's SIZE limit {}", messageSize(e),
+                         limit);
+    }
+    return {};
+  }
+
+  // Moves the send cursor over the next envelope: MAIL, and with pipelining RCPT and DATA
+  // in the same send().
+  void startTransaction() {
+    inFlight.push_back(Transaction{std::move(waiting.front())});
+    waiting.pop_front();
+    readyOwed = true;
+    const Envelope& e = inFlight.back().envelope;
+    sendMail(e);
+    if (pipelining) {
+      sendRcpt(e);
+      sendCommand("DATA", {}, Expect::Data);
+    }
+  }
+
+  // Starts work when nothing is outstanding: refused envelopes are answered, RSET goes out
+  // if the last transaction failed before its end of data, then the next transaction; or
+  // QUIT when asked for and nothing is left.
+  void pump() {
+    if (self.state_ == State::Closed || !established || !expected.empty()) {
+      return;
+    }
+    while (!waiting.empty()) {
+      std::string why = refusal(waiting.front());
+      if (why.empty()) {
+        break;
+      }
+      answer(waiting.front().tag, Disposition::Bounced, FailureScope::Message, Reply{}, why);
+      waiting.pop_front();
+      readyOwed = true;
+    }
+    if (!waiting.empty()) {
+      if (rsetNeeded) {
+        rsetNeeded = false;
+        sendCommand("RSET", {}, Expect::Rset);
+        if (!pipelining) {
+          return;
+        }
+      }
+      startTransaction();
+    } else if (quitRequested && !quitSent) {
+      sendQuit();
+    }
+  }
+
+  // ---- results ----
+
+  void answer(std::uint64_t tag, Disposition d, FailureScope scope, Reply&& reply,
+              std::string_view detail) {
+    trace("result {}: {} ({}) {}", tag, dispositionName(d), scopeName(scope), detail);
+    results.push_back(TransactionResult{tag, d, scope, std::move(reply), std::string(detail)});
+  }
+
+  void decide(Transaction& t, Disposition d, FailureScope scope, Reply&& reply,
+              std::string_view detail) {
+    t.answered = true;
+    answer(t.envelope.tag, d, scope, std::move(reply), detail);
+  }
+
+  // The transaction at the receive cursor has had its last reply. If it ended before its
+  // end of data the server may still hold MAIL state: RSET before the next MAIL.
+  void endTransaction(bool needsRset) {
+    inFlight.pop_front();
+    rsetNeeded = rsetNeeded || needsRset;
+  }
+
+  // ---- ending the session ----
+
+  void close(std::string error, FailureScope scope) {
+    if (!error.empty()) {
+      trace("session over ({}): {}", scopeName(scope), error);
+    }
+    closeError = std::move(error);
+    closeScope = scope;
+    expected.clear();
+    setState(State::Closed);
+  }
+
+  // Defers every unanswered envelope and ends the session.
+  void fail(std::string error, FailureScope scope, std::string_view detail, const Reply* reply,
+            bool sendQuitFirst) {
+    for (Transaction& t : inFlight) {
+      if (!t.answered) {
+        answer(t.envelope.tag, Disposition::Deferred, scope, reply ? Reply(*reply) : Reply{},
+               detail);
+      }
+    }
+    for (const Envelope& e : waiting) {
+      answer(e.tag, Disposition::Deferred, scope, reply ? Reply(*reply) : Reply{}, detail);
+    }
+    inFlight.clear();
+    waiting.clear();
+    if (sendQuitFirst) {
+      sendCommand("QUIT", {}, Expect::Quit);
+    }
+    close(std::move(error), scope);
+  }
+
+  // The site refused us or is going away: nothing here is about the recipients.
+  void siteFailure(const Reply& r, std::string_view what) {
+    fail(fmt::format("{}: {}", what, r.summary()), FailureScope::Site, what, &r, true);
+  }
+
+  std::string_view activity() const {
+    if (!expected.empty()) {
+      return info(expected.front()).waitingFor;
+    }
+    return connected ? "idle" : "connecting";
+  }
+
+  void connectionFailure(std::string detail) {
+    fail(detail, FailureScope::Connection, detail, nullptr, false);
+  }
+
+  // ---- the receive side ----
+
+  void handleReply(Reply& r) {
+    traceReply(r);
+    if (expected.empty()) {
+      if (r.code == 421) {
+        siteFailure(r, "server closing connection");
+      } else {
+        fail(fmt::format("unexpected reply while idle: {}", r.summary()), FailureScope::Connection,
+             "unexpected reply while idle", &r, false);
+      }
+      return;
+    }
+    const Expect kind = expected.front();
+    expected.pop_front();
+    if (kind == Expect::Quit) {
+      close({}, FailureScope::None);  // any answer to QUIT will do
+      return;
+    }
+    if (r.code == 421 && kind != Expect::Greeting) {
+      siteFailure(r, "server closing connection");
+      return;
+    }
+    switch (kind) {
+      case Expect::Greeting:
+        onGreeting(r);
+        break;
+      case Expect::Ehlo:
+        onEhlo(r);
+        break;
+      case Expect::Helo:
+        onHelo(r);
+        break;
+      case Expect::Mail:
+        onMail(r);
+        break;
+      case Expect::Rcpt:
+        onRcpt(r);
+        break;
+      case Expect::Data:
+        onData(r);
+        break;
+      case Expect::Dot:
+        onDot(r);
+        break;
+      case Expect::LoneDot:
+        endTransaction(true);  // already answered by its RCPT (or MAIL) reply
+        break;
+      case Expect::Rset:
+        onRset(r);
+        break;
+      case Expect::Quit:
+        break;  // handled above
+    }
+    // Queue what this reply made possible before reading the next one, so that the
+    // session acts the same whether replies come in one read or one byte at a time.
+    pump();
+    syncState();
+  }
+
+  void onGreeting(const Reply& r) {
+    if (r.klass() != 2) {
+      siteFailure(r, "greeting refused");
+    } else if (quitRequested && waiting.empty()) {
+      sendQuit();
+    } else {
+      sendCommand("EHLO", self.config_.heloName, Expect::Ehlo);
+    }
+  }
+
+  void onEhlo(const Reply& r) {
+    if (r.klass() == 2) {
+      self.caps_ = Capabilities::fromEhlo(r);
+      establish();
+    } else if (r.permanent()) {
+      sendCommand("HELO", self.config_.heloName, Expect::Helo);  // not an ESMTP server
+    } else {
+      siteFailure(r, "EHLO rejected");
+    }
+  }
+
+  void onHelo(const Reply& r) {
+    if (r.klass() == 2) {
+      self.caps_ = Capabilities{};
+      establish();
+    } else {
+      siteFailure(r, "HELO rejected");
+    }
+  }
+
+  void establish() {
+    const Capabilities& caps = self.caps_;
+    established = true;
+    pipelining = caps.pipelining && self.config_.allowPipelining;
+    readyOwed = true;
+    trace("server: {}{}{}", caps.esmtp ? "ESMTP" : "SMTP", pipelining ? ", pipelining" : "",
+          caps.size ? fmt::format(", SIZE {}", caps.maxSize) : std::string());
+  }
+
+  void onMail(Reply& r) {
+    Transaction& t = inFlight.front();
+    if (r.klass() == 2) {
+      if (!pipelining) {
+        sendRcpt(t.envelope);
+      }
+      return;
+    }
+    const Disposition d = failureDisposition(r);
+    decide(t, d, FailureScope::Message, std::move(r), "MAIL FROM rejected");
+    if (!pipelining) {
+      endTransaction(true);
+    }
+  }
+
+  void onRcpt(Reply& r) {
+    Transaction& t = inFlight.front();
+    if (r.klass() == 2) {
+      if (!pipelining) {
+        sendCommand("DATA", {}, Expect::Data);
+      }
+      return;
+    }
+    if (!t.answered) {
+      const Disposition d = failureDisposition(r);
+      decide(t, d, FailureScope::Recipient, std::move(r), "RCPT TO rejected");
+    }
+    if (!pipelining) {
+      endTransaction(true);
+    }
+  }
+
+  void onData(Reply& r) {
+    Transaction& t = inFlight.front();
+    if (r.klass() == 3) {
+      if (t.answered) {
+        // A broken server opened DATA although the recipient (or sender) was refused.
+        // Send no body: end the empty message and ignore what the server says to it.
+        const std::size_t start = out.size();
+        out += ".\r\n";
+        traceCommand(start);
+        expected.push_back(Expect::LoneDot);
+        return;
+      }
+      sendBody(t);
+      // RFC 2920: message content may open a command group, so the next transaction's
+      // MAIL/RCPT/DATA can follow the "." in the same send(). Only from a transaction that
+      // reached 354: earlier failures would need an RSET first.
+      if (pipelining && !rsetNeeded && !waiting.empty() && refusal(waiting.front()).empty()) {
+        startTransaction();
+      }
+      return;
+    }
+    if (!t.answered) {
+      const Disposition d = failureDisposition(r);
+      decide(t, d, FailureScope::Message, std::move(r), "DATA rejected");
+    }
+    endTransaction(true);
+  }
+
+  void onDot(Reply& r) {
+    Transaction& t = inFlight.front();
+    if (r.klass() == 2) {
+      decide(t, Disposition::Delivered, FailureScope::None, std::move(r), "message accepted");
+    } else {
+      const Disposition d = failureDisposition(r);
+      decide(t, d, FailureScope::Message, std::move(r), "message rejected after end of data");
+    }
+    endTransaction(false);  // the final reply ends the transaction either way
+  }
+
+  void onRset(const Reply& r) {
+    if (r.klass() != 2) {
+      // The server's state is unknown: this connection cannot be trusted with more mail.
+      fail(fmt::format("RSET rejected: {}", r.summary()), FailureScope::Connection, "RSET rejected",
+           &r, true);
+    }
+  }
+
+  void onParserError() {
+    if (!expected.empty() && expected.front() == Expect::Quit) {
+      close({}, FailureScope::None);
+      return;
+    }
+    fail(parser.error(), FailureScope::Connection,
+         fmt::format("garbled reply while {}: {}", activity(), parser.error()), nullptr, false);
+  }
+
+  // ---- leaving an entry point ----
+
+  // Runs at the end of the outermost entry point: starts pending work, hands the sink the
+  // bytes, results and ready() it is owed, and calls finished() as the very last thing.
+  void drain() {
+    for (;;) {
+      pump();
+      syncState();
+      if (!out.empty()) {
+        self.sink_.send(out);
+        if (out.capacity() > kRetainedOutput) {
+          std::string().swap(out);  // a big body passed through: do not keep its buffer
+        } else {
+          out.clear();
+        }
+        continue;
+      }
+      if (resultsDone < results.size()) {
+        TransactionResult r = std::move(results[resultsDone++]);
+        ++self.completed_;
+        self.sink_.transactionDone(std::move(r));
+        continue;
+      }
+      results.clear();
+      resultsDone = 0;
+      if (readyOwed && self.state_ != State::Closed) {
+        readyOwed = false;
+        if (self.canAccept()) {
+          self.sink_.ready();
+          continue;
+        }
+      }
+      break;
+    }
+    depth = 0;
+    if (self.state_ == State::Closed) {
+      // Nothing of *this is touched after finished(): the owner may destroy the session.
+      const std::string error = std::move(closeError);
+      SessionSink& sink = self.sink_;
+      sink.finished(error, closeScope);
+    }
+  }
+
+  ClientSession& self;
+  ReplyParser parser;
+  std::vector<Reply> replies;        // reused by onBytes()
+  std::deque<Envelope> waiting;      // submitted, nothing sent yet
+  std::deque<Transaction> inFlight;  // commands sent, replies outstanding
+  std::deque<Expect> expected;       // the receive cursor
+  std::string out;                   // bytes for the next send()
+  std::string line;                  // trace line
+  std::vector<TransactionResult> results;
+  std::size_t resultsDone = 0;
+  std::string closeError;
+  FailureScope closeScope = FailureScope::None;
+  int depth = 0;  // > 0 while an entry point runs; the sink is called only at depth 1
+  bool connected = false;
+  bool established = false;  // EHLO or HELO accepted
+  bool pipelining = false;
+  bool rsetNeeded = false;
+  bool quitRequested = false;
+  bool quitSent = false;
+  bool readyOwed = false;
+};
+
+ClientSession::ClientSession(SessionConfig config, SessionSink& sink)
+    : config_(std::move(config)), sink_(sink), impl_(std::make_unique<Impl>(*this)) {}
+
+ClientSession::~ClientSession() = default;
+
+void ClientSession::onConnected() {
+  Impl& m = *impl_;
+  if (state_ == State::Closed) {
+    return;
+  }
+  if (m.depth > 0) {
+    invariantBroken("onConnected() called from a SessionSink callback");
+  }
+  if (state_ != State::Connecting) {
+    invariantBroken("onConnected() called twice");
+  }
+  m.depth = 1;
+  m.connected = true;
+  m.expected.push_back(Expect::Greeting);
+  m.drain();
+}
+
+void ClientSession::onBytes(std::string_view bytes) {
+  Impl& m = *impl_;
+  if (state_ == State::Closed) {
+    return;
+  }
+  if (m.depth > 0) {
+    invariantBroken("onBytes() called from a SessionSink callback");
+  }
+  if (state_ == State::Connecting) {
+    invariantBroken("onBytes() called before onConnected()");
+  }
+  m.depth = 1;
+  m.replies.clear();
+  const bool ok = m.parser.feed(bytes, m.replies);
+  for (Reply& r : m.replies) {
+    if (state_ == State::Closed) {
+      break;  // the session ended on an earlier reply: the rest is not ours to judge
+    }
+    m.handleReply(r);
+  }
+  if (!ok && state_ != State::Closed) {
+    m.onParserError();  // a garbled reply ends the connection; nothing more is sent
+  }
+  m.drain();
+}
+
+void ClientSession::onTimeout() {
+  Impl& m = *impl_;
+  if (state_ == State::Closed) {
+    return;
+  }
+  const bool outer = m.depth == 0;
+  m.depth += outer ? 1 : 0;
+  if (state_ == State::Quit) {
+    m.close({}, FailureScope::None);  // all work was done before QUIT
+  } else {
+    const std::string_view activity = m.activity();
+    m.connectionFailure(m.expected.empty() ? fmt::format("timeout while {}", activity)
+                                           : fmt::format("timeout {}", activity));
+  }
+  if (outer) {
+    m.drain();
+  }
+}
+
+void ClientSession::onDisconnected(const std::string& error) {
+  Impl& m = *impl_;
+  if (state_ == State::Closed) {
+    return;
+  }
+  const bool outer = m.depth == 0;
+  m.depth += outer ? 1 : 0;
+  if (state_ == State::Quit) {
+    m.close({}, FailureScope::None);
+  } else {
+    std::string detail = fmt::format("connection lost while {}", m.activity());
+    if (!error.empty()) {
+      detail += ": ";
+      detail += error;
+    }
+    m.connectionFailure(std::move(detail));
+  }
+  if (outer) {
+    m.drain();
+  }
+}
+
+void ClientSession::submit(Envelope envelope) {
+  Impl& m = *impl_;
+  if (!canAccept()) {
+    invariantBroken("submit() called while canAccept() is false");
+  }
+  if (!looksEncoded(envelope.data)) {
+    invariantBroken("Envelope.data is not encodeBody() output (must end with CRLF.CRLF)");
+  }
+  m.waiting.push_back(std::move(envelope));
+  if (m.depth == 0) {
+    m.depth = 1;
+    m.drain();
+  }
+}
+
+void ClientSession::quit() {
+  Impl& m = *impl_;
+  if (state_ == State::Closed || m.quitRequested) {
+    return;
+  }
+  m.quitRequested = true;
+  if (!m.connected && m.waiting.empty()) {
+    m.close({}, FailureScope::None);  // never connected, nothing to do: no QUIT needed
+  }
+  if (m.depth == 0) {
+    m.depth = 1;
+    m.drain();
+  }
+}
+
+bool ClientSession::canAccept() const {
+  const Impl& m = *impl_;
+  return state_ != State::Closed && !m.quitRequested &&
+         m.waiting.size() < std::max<std::size_t>(config_.maxQueued, 1);
+}
+
+std::chrono::milliseconds ClientSession::timeout() const {
+  const TimeoutField field = kStateTimeouts[static_cast<std::size_t>(state_)];
+  return field != nullptr ? config_.timeouts.*field : std::chrono::milliseconds{0};
+}
+
+}  // namespace salvo::smtp

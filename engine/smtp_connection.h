@@ -1,0 +1,79 @@
+// SmtpConnection: one TCP connection running one ClientSession, on a delivery loop.
+// Contract: glue only — bytes between the socket and the session, the reply timer from
+// the session's per-state timeout, and rendering each job just before it is submitted
+// (template + variables -> message -> encodeBody). Policy (how many connections, which
+// endpoint, what to do on failure) belongs to Destination.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "engine/delivery.h"
+#include "engine/net/loop.h"
+#include "engine/net/tcp.h"
+#include "engine/smtp/session.h"
+
+namespace salvo::engine {
+
+class SmtpConnection;
+
+class ConnectionOwner {
+ public:
+  virtual ~ConnectionOwner() = default;
+  // The session is ready for another job.
+  virtual void connectionReady(SmtpConnection& connection) = 0;
+  virtual void jobDone(DeliveryResult&& result) = 0;
+  // The connection is over; `delivered` counts the messages it delivered. The owner
+  // destroys it later (never inside this call).
+  virtual void connectionFinished(SmtpConnection& connection, const std::string& error,
+                                  smtp::FailureScope scope) = 0;
+};
+
+class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
+ public:
+  SmtpConnection(net::EventLoop& loop, const net::Endpoint& endpoint,
+                 const DeliverySettings& settings, ConnectionOwner& owner);
+  ~SmtpConnection() override;
+
+  void start();
+  bool canAccept() const;
+  // Renders and submits; a job that cannot be encoded is answered at once (bounced).
+  void submit(DeliveryJob&& job);
+  void quit();
+  bool idle() const;
+  const net::Endpoint& endpoint() const { return endpoint_; }
+  std::size_t submitted() const { return submitted_; }
+  bool everReady() const { return everReady_; }
+
+  // net::TcpHandler
+  void onConnect(const std::string& error) override;
+  void onData(std::string_view bytes) override;
+  void onClosed(const std::string& error) override;
+  // smtp::SessionSink
+  void send(std::string_view bytes) override;
+  void transactionDone(smtp::TransactionResult&& result) override;
+  void ready() override;
+  void finished(const std::string& error, smtp::FailureScope scope) override;
+  void trace(std::string_view line) override;
+
+ private:
+  void armTimer();
+
+  net::EventLoop& loop_;
+  net::Endpoint endpoint_;
+  const DeliverySettings& settings_;
+  ConnectionOwner& owner_;
+  smtp::ClientSession session_;
+  std::unique_ptr<net::TcpConnection> tcp_;
+  net::Timer timer_;
+  std::deque<DeliveryJob> jobs_;  // submitted, awaiting their results, in order
+  std::uint64_t nextTag_ = 1;
+  std::size_t submitted_ = 0;
+  bool everReady_ = false;
+  bool finished_ = false;
+  std::string rendered_;  // scratch buffer reused for every message
+};
+
+}  // namespace salvo::engine

@@ -1,0 +1,1122 @@
+#include "queue/store.h"
+
+#include <fmt/format.h>
+#include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include "queue/counter_merge.h"
+#include "queue/deletion_trigger.h"
+#include "queue/keys.h"
+
+namespace salvo::queue {
+
+namespace {
+
+namespace fs = std::filesystem;
+using Code = Status::Code;
+
+enum Cf : std::size_t {
+  kDefaultCf,
+  kCampaignsCf,
+  kNamesCf,
+  kJobsCf,
+  kDueCf,
+  kLeasesCf,
+  kCountersCf,
+  kMetaCf,
+  kCfCount,
+};
+constexpr std::array<const char*, kCfCount> kCfNames = {
+    "default", "campaigns", "names", "jobs", "due", "leases", "counters", "meta",
+};
+
+constexpr std::string_view kNextCampaignKey = "next_campaign";
+
+rocksdb::Slice slice(std::string_view v) {
+  return {v.data(), v.size()};
+}
+template <std::size_t N>
+rocksdb::Slice slice(const keys::Key<N>& k) {
+  return {k.data(), N};
+}
+std::string_view view(const rocksdb::Slice& s) {
+  return {s.data(), s.size()};
+}
+
+bool contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+std::string stateText(const rocksdb::Status& s) {
+  const char* state = s.getState();
+  return state != nullptr ? std::string(state) : s.ToString();
+}
+
+Status runtimeError(const std::string& dir, const rocksdb::Status& s) {
+  std::string text = stateText(s);
+  if (s.IsCorruption()) {
+    return Status::error(Code::Corruption, fmt::format("{}: corrupt: {}", dir, text));
+  }
+  if (contains(text, "Permission denied")) {
+    return Status::error(Code::IoError, fmt::format("{}: permission denied ({})", dir, text));
+  }
+  if (s.IsBusy() || s.IsTryAgain()) {
+    return Status::error(Code::Busy, fmt::format("{}: busy: {}", dir, text));
+  }
+  if (s.IsInvalidArgument()) {
+    return Status::error(Code::InvalidArgument, fmt::format("{}: {}", dir, text));
+  }
+  return Status::error(Code::IoError, fmt::format("{}: {}", dir, s.ToString()));
+}
+
+Status openError(const std::string& dir, const rocksdb::Status& s) {
+  std::string text = stateText(s);
+  // RocksDB locks <dir>/LOCK with fcntl; a second opener gets EAGAIN (another process) or
+  // its own "lock hold by current process" message (ENOLCK) within one process.
+  if (contains(text, "lock hold by current process")) {
+    return Status::error(Code::Busy, fmt::format("{}: already open in this process", dir));
+  }
+  if (contains(text, "LOCK") && (contains(text, "Resource temporarily unavailable") ||
+                                 contains(text, "No locks available"))) {
+    return Status::error(Code::Busy, fmt::format("{}: in use by another salvo process", dir));
+  }
+  // CURRENT names the live MANIFEST; a name without a file is a damaged store, not an
+  // I/O failure.
+  if (s.IsPathNotFound() && contains(text, "MANIFEST")) {
+    return Status::error(
+        Code::Corruption,
+        fmt::format("{}: corrupt: CURRENT names a missing MANIFEST ({})", dir, text));
+  }
+  return runtimeError(dir, s);
+}
+
+Status readOnlyError() {
+  return Status::error(Code::InvalidArgument, "read-only store");
+}
+
+Status fsError(const std::string& dir, const std::string& what, const std::error_code& ec) {
+  if (ec == std::errc::permission_denied) {
+    return Status::error(Code::IoError,
+                         fmt::format("{}: permission denied ({}: {})", dir, what, ec.message()));
+  }
+  return Status::error(Code::IoError, fmt::format("{}: {}: {}", dir, what, ec.message()));
+}
+
+rocksdb::CompressionType pickCompression() {
+  auto supported = rocksdb::GetSupportedCompressions();
+  for (auto c : {rocksdb::kLZ4Compression, rocksdb::kSnappyCompression}) {
+    if (std::find(supported.begin(), supported.end(), c) != supported.end()) {
+      return c;
+    }
+  }
+  return rocksdb::kNoCompression;
+}
+
+struct Tuning {
+  rocksdb::DBOptions db;
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+};
+
+// Options for a queue: writes are small batches, reads are point lookups of jobs (bloom
+// filter) and short scans of the due index, whose entries die quickly (files rich in
+// tombstones are compacted early). Level compaction throughout.
+Tuning makeTuning(const OpenOptions& options) {
+  Tuning t;
+  t.db.create_if_missing = options.createIfMissing && !options.readOnly;
+  t.db.create_missing_column_families = !options.readOnly;
+  int cores = static_cast<int>(std::thread::hardware_concurrency());
+  t.db.IncreaseParallelism(std::clamp(cores, 2, 8));
+  t.db.max_open_files = -1;  // required by secondary instances; keeps table readers open
+  t.db.max_total_wal_size = 256u << 20;
+  t.db.db_write_buffer_size = 256u << 20;
+  t.db.keep_log_file_num = 4;
+  t.db.max_log_file_size = 16u << 20;
+
+  auto cache = rocksdb::NewLRUCache(64u << 20);
+  auto compression = pickCompression();
+  auto family = [&](bool bloom, std::size_t writeBuffer) {
+    rocksdb::BlockBasedTableOptions table;
+    table.block_cache = cache;
+    table.cache_index_and_filter_blocks = true;
+    table.pin_l0_filter_and_index_blocks_in_cache = true;
+    if (bloom) {
+      table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    }
+    rocksdb::ColumnFamilyOptions cf;
+    cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    cf.compaction_style = rocksdb::kCompactionStyleLevel;
+    cf.level_compaction_dynamic_level_bytes = true;
+    cf.compression = compression;
+    cf.write_buffer_size = writeBuffer;
+    return cf;
+  };
+  // The due index and the leases are queues: nearly every entry is deleted soon after it
+  // is written. Files rich in tombstones are compacted early.
+  auto tombstoneHeavy = [&](std::size_t writeBuffer) {
+    auto cf = family(false, writeBuffer);
+    cf.table_properties_collector_factories.push_back(
+        newDeletionTriggerFactory(32 * 1024, 16 * 1024, 0.5));
+    return cf;
+  };
+
+  std::array<rocksdb::ColumnFamilyOptions, kCfCount> cfs;
+  cfs[kDefaultCf] = family(false, 4u << 20);
+  cfs[kCampaignsCf] = family(false, 4u << 20);
+  cfs[kNamesCf] = family(false, 4u << 20);
+  cfs[kJobsCf] = family(true, 64u << 20);
+  cfs[kJobsCf].memtable_prefix_bloom_size_ratio = 0.02;
+  cfs[kJobsCf].memtable_whole_key_filtering = true;
+  cfs[kDueCf] = tombstoneHeavy(32u << 20);
+  cfs[kLeasesCf] = tombstoneHeavy(8u << 20);
+  cfs[kCountersCf] = family(true, 8u << 20);
+  cfs[kCountersCf].merge_operator = newCounterMergeOperator();
+  // Hot counters collect many operands in the memtable; fold them as they arrive.
+  cfs[kCountersCf].max_successive_merges = 64;
+  cfs[kMetaCf] = family(false, 4u << 20);
+  for (std::size_t i = 0; i < kCfCount; ++i) {
+    t.cfs.emplace_back(kCfNames[i], cfs[i]);
+  }
+  return t;
+}
+
+// Per-campaign counter deltas of one write batch, folded so that a batch adds one merge
+// operand per (campaign, kind) instead of one per job.
+struct CampaignDeltas {
+  std::uint32_t campaign = 0;
+  std::array<std::int64_t, keys::kCounterKinds> delta{};
+};
+
+std::array<std::int64_t, keys::kCounterKinds>& deltasFor(std::vector<CampaignDeltas>& all,
+                                                         std::uint32_t campaign) {
+  for (auto& d : all) {
+    if (d.campaign == campaign) {
+      return d.delta;
+    }
+  }
+  all.push_back(CampaignDeltas{campaign, {}});
+  return all.back().delta;
+}
+
+void addDelta(std::array<std::int64_t, keys::kCounterKinds>& d, keys::CounterKind kind,
+              std::int64_t delta) {
+  d[static_cast<std::size_t>(kind)] += delta;
+}
+
+void putDeltas(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* counters,
+               const std::vector<CampaignDeltas>& all) {
+  for (const auto& d : all) {
+    for (std::size_t k = 0; k < keys::kCounterKinds; ++k) {
+      if (d.delta[k] == 0) {
+        continue;
+      }
+      auto key = keys::counterKey(d.campaign, static_cast<keys::CounterKind>(k));
+      auto value = keys::encodeDelta(d.delta[k]);
+      batch.Merge(counters, slice(key), rocksdb::Slice(value.data(), value.size()));
+    }
+  }
+}
+
+std::int64_t* counterField(Counts& c, keys::CounterKind kind) {
+  switch (kind) {
+    case keys::CounterKind::Queued:
+      return &c.queued;
+    case keys::CounterKind::Deferred:
+      return &c.deferred;
+    case keys::CounterKind::Delivered:
+      return &c.delivered;
+    case keys::CounterKind::Bounced:
+      return &c.bounced;
+    case keys::CounterKind::Expired:
+      return &c.expired;
+    case keys::CounterKind::Cancelled:
+      return &c.cancelled;
+    case keys::CounterKind::Attempts:
+      return &c.attempts;
+    case keys::CounterKind::Deferrals:
+      return &c.deferrals;
+  }
+  return nullptr;
+}
+
+// Moves `it` past the entries of e's campaign at e's due time. Entries of one campaign at
+// one due time are contiguous, and a submit batch shares one due time, so a campaign that
+// is not Active costs one seek per distinct due time rather than one step per job.
+// Returns false when nothing can follow.
+bool skipCampaignAtTime(rocksdb::Iterator& it, const keys::DueEntry& e) {
+  if (e.id.campaign < UINT32_MAX) {
+    auto next = keys::dueKey(e.dueMs, JobId{e.id.campaign + 1, 0});
+    it.Seek(slice(next));
+    return true;
+  }
+  if (e.dueMs == INT64_MAX) {
+    return false;
+  }
+  auto next = keys::timePrefix(e.dueMs + 1);
+  it.Seek(slice(next));
+  return true;
+}
+
+void closeRaw(rocksdb::DB*& db, std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
+  if (db != nullptr) {
+    for (auto* h : handles) {
+      db->DestroyColumnFamilyHandle(h);
+    }
+    delete db;
+  }
+  db = nullptr;
+  handles.clear();
+}
+
+std::array<char, 8> leaseValue(std::int64_t nowMs) {
+  std::array<char, 8> v{};
+  keys::putU64(v.data(), static_cast<std::uint64_t>(nowMs));
+  return v;
+}
+
+}  // namespace
+
+struct JobStore::Impl {
+  Impl(std::string dirIn, bool readOnlyIn, std::string secondaryIn, rocksdb::DB* dbIn,
+       const std::vector<rocksdb::ColumnFamilyHandle*>& handles)
+      : dir(std::move(dirIn)),
+        readOnly(readOnlyIn),
+        secondaryDir(std::move(secondaryIn)),
+        db(dbIn) {
+    for (std::size_t i = 0; i < kCfCount; ++i) {
+      cf[i] = handles[i];
+    }
+    synced.sync = true;
+  }
+
+  ~Impl() {
+    for (auto* h : cf) {
+      db->DestroyColumnFamilyHandle(h);
+    }
+    db->Close().PermitUncheckedError();
+    delete db;
+    if (!secondaryDir.empty()) {
+      std::error_code ec;
+      fs::remove_all(secondaryDir, ec);
+    }
+  }
+
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  Status error(const rocksdb::Status& s) const { return runtimeError(dir, s); }
+
+  // --- campaign states ---
+  // The state of each campaign is cached for the due scans. Every method that changes a
+  // state calls forgetState() after its write; the generation check keeps a lookup that
+  // raced with such a change from caching what it read before the change.
+  std::optional<CampaignState> campaignState(std::uint32_t campaign) {
+    std::uint64_t generation = 0;
+    {
+      std::lock_guard lock(stateMutex);
+      auto it = states.find(campaign);
+      if (it != states.end()) {
+        return it->second;
+      }
+      generation = stateGeneration;
+    }
+    std::optional<CampaignState> state;
+    std::string value;
+    auto key = keys::campaignKey(campaign);
+    auto s = db->Get(rocksdb::ReadOptions(), cf[kCampaignsCf], slice(key), &value);
+    if (s.ok()) {
+      if (auto record = CampaignRecord::decode(value)) {
+        state = record->state;
+      }
+    } else if (!s.IsNotFound()) {
+      return std::nullopt;  // a read error: treat as not active this time, do not cache
+    }
+    std::lock_guard lock(stateMutex);
+    if (stateGeneration == generation) {
+      states.emplace(campaign, state);
+    }
+    return state;
+  }
+
+  void forgetState(std::uint32_t campaign) {
+    std::lock_guard lock(stateMutex);
+    ++stateGeneration;
+    states.erase(campaign);
+  }
+
+  void forgetAllStates() {
+    std::lock_guard lock(stateMutex);
+    ++stateGeneration;
+    states.clear();
+  }
+
+  // `seen` memoises lookups within one scan, so the shared cache is locked once per
+  // campaign per scan rather than once per entry.
+  bool isActive(std::uint32_t campaign, std::vector<std::pair<std::uint32_t, bool>>& seen) {
+    for (const auto& [c, active] : seen) {
+      if (c == campaign) {
+        return active;
+      }
+    }
+    auto state = campaignState(campaign);
+    bool active = state && *state == CampaignState::Active;
+    seen.emplace_back(campaign, active);
+    return active;
+  }
+
+  Status readCampaign(std::uint32_t campaign, CampaignRecord& out) {
+    std::string value;
+    auto key = keys::campaignKey(campaign);
+    auto s = db->Get(rocksdb::ReadOptions(), cf[kCampaignsCf], slice(key), &value);
+    if (s.IsNotFound()) {
+      return Status::error(Code::NotFound, fmt::format("campaign {} not found", campaign));
+    }
+    if (!s.ok()) {
+      return error(s);
+    }
+    auto record = CampaignRecord::decode(value);
+    if (!record) {
+      return Status::error(
+          Code::Corruption,
+          fmt::format("{}: corrupt: campaign {} record is undecodable", dir, campaign));
+    }
+    out = std::move(*record);
+    return Status::ok();
+  }
+
+  // Caller holds campaignMutex.
+  Status abort(std::uint32_t campaign) {
+    CampaignRecord record;
+    if (auto st = readCampaign(campaign, record); !st.isOk()) {
+      return st;
+    }
+    rocksdb::WriteBatch batch;
+    // Campaign numbers stop below UINT32_MAX, so campaign + 1 bounds the prefix.
+    auto begin = keys::campaignKey(campaign);
+    auto end = keys::campaignKey(campaign + 1);
+    for (auto family : {kJobsCf, kLeasesCf, kCountersCf}) {
+      batch.DeleteRange(cf[family], slice(begin), slice(end));
+    }
+    // The due index is ordered by time first: skip-scan it for this campaign's entries,
+    // seeking to (t, campaign) for each due time t present.
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf[kDueCf]));
+      auto first = keys::dueKey(INT64_MIN, JobId{campaign, 0});
+      it->Seek(slice(first));
+      while (it->Valid()) {
+        auto e = keys::decodeDueKey(view(it->key()));
+        if (!e) {
+          it->Next();
+          continue;
+        }
+        if (e->id.campaign == campaign) {
+          batch.SingleDelete(cf[kDueCf], it->key());
+          it->Next();
+        } else if (e->id.campaign < campaign) {
+          auto next = keys::dueKey(e->dueMs, JobId{campaign, 0});
+          it->Seek(slice(next));
+        } else {
+          if (e->dueMs == INT64_MAX) {
+            break;
+          }
+          auto next = keys::dueKey(e->dueMs + 1, JobId{campaign, 0});
+          it->Seek(slice(next));
+        }
+      }
+      if (!it->status().ok()) {
+        return error(it->status());
+      }
+    }
+    std::string owner;
+    auto s = db->Get(rocksdb::ReadOptions(), cf[kNamesCf], slice(record.name), &owner);
+    if (s.ok() && owner.size() == 4 && keys::getU32(owner.data()) == campaign) {
+      batch.Delete(cf[kNamesCf], slice(record.name));
+    } else if (!s.ok() && !s.IsNotFound()) {
+      return error(s);
+    }
+    batch.Delete(cf[kCampaignsCf], slice(begin));
+    s = db->Write(synced, &batch);
+    forgetState(campaign);
+    return s.ok() ? Status::ok() : error(s);
+  }
+
+  // Recovery after open: every lease goes back to the due index at its job's dueMs (the
+  // time it was due when leased, so it keeps its place), in one synced batch; then every
+  // campaign still Loading (a submit that never finished) is purged.
+  Status recover() {
+    std::vector<keys::JobKey> leased;
+    rocksdb::WriteBatch batch;
+    std::uint64_t dropped = 0;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf[kLeasesCf]));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        auto id = keys::decodeJobKey(view(it->key()));
+        if (!id) {
+          batch.Delete(cf[kLeasesCf], it->key());
+          ++dropped;
+          continue;
+        }
+        leased.push_back(keys::jobKey(*id));
+      }
+      if (!it->status().ok()) {
+        return error(it->status());
+      }
+    }
+    if (!leased.empty()) {
+      std::vector<rocksdb::Slice> slices;
+      slices.reserve(leased.size());
+      for (const auto& k : leased) {
+        slices.push_back(slice(k));
+      }
+      std::vector<rocksdb::PinnableSlice> values(leased.size());
+      std::vector<rocksdb::Status> statuses(leased.size());
+      db->MultiGet(rocksdb::ReadOptions(), cf[kJobsCf], leased.size(), slices.data(), values.data(),
+                   statuses.data());
+      JobRecord record;
+      for (std::size_t i = 0; i < leased.size(); ++i) {
+        if (!statuses[i].ok() && !statuses[i].IsNotFound()) {
+          return error(statuses[i]);
+        }
+        batch.Delete(cf[kLeasesCf], slices[i]);
+        if (statuses[i].ok() && JobRecord::decode(view(values[i]), record) &&
+            !isTerminal(record.state)) {
+          auto id = keys::decodeJobKey(view(slices[i]));
+          auto due = keys::dueKey(record.dueMs, *id);
+          batch.Put(cf[kDueCf], slice(due), rocksdb::Slice());
+        } else {
+          ++dropped;
+        }
+      }
+    }
+    if (batch.Count() > 0) {
+      auto s = db->Write(synced, &batch);
+      if (!s.ok()) {
+        return error(s);
+      }
+    }
+    dangling += dropped;
+
+    std::vector<std::uint32_t> loading;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(
+          db->NewIterator(rocksdb::ReadOptions(), cf[kCampaignsCf]));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        auto record = CampaignRecord::decode(view(it->value()));
+        auto number = keys::decodeCampaignKey(view(it->key()));
+        if (record && number && record->state == CampaignState::Loading) {
+          loading.push_back(*number);
+        }
+      }
+      if (!it->status().ok()) {
+        return error(it->status());
+      }
+    }
+    std::lock_guard lock(campaignMutex);
+    for (auto campaign : loading) {
+      if (auto st = abort(campaign); !st.isOk()) {
+        return st;
+      }
+    }
+    return Status::ok();
+  }
+
+  std::string dir;
+  bool readOnly = false;
+  std::string secondaryDir;  // a read-only store's private directory (info log), removed
+  rocksdb::DB* db = nullptr;
+  std::array<rocksdb::ColumnFamilyHandle*, kCfCount> cf{};
+  rocksdb::WriteOptions async;  // WAL on, not synced
+  rocksdb::WriteOptions synced;
+
+  std::atomic<std::uint64_t> dangling{0};
+
+  // Serialises read-modify-writes of campaign records and names (submit is rare).
+  std::mutex campaignMutex;
+
+  std::mutex stateMutex;
+  std::uint64_t stateGeneration = 0;
+  std::unordered_map<std::uint32_t, std::optional<CampaignState>> states;
+
+  // --- where the due scans start ---
+  // A queue on RocksDB must not scan from the head of its index every time: the head is
+  // a graveyard of tombstones of jobs already taken, until compaction drops them. The
+  // scans start at min(resume, timePrefix(floorMs)); invariant: every live due key that
+  // no successful scan has examined, and every entry a scan skipped, is at or after it.
+  //   resume:  where the last successful takeDue() stopped, never past an entry it
+  //            skipped ("": the head). Guarded by takeMutex.
+  //   floorMs: the lowest due time written since the last scan began (INT64_MAX: none).
+  //            Writers of due keys lower it before their write (so nextDueMs() sees it
+  //            at once) and after (so a scan that began in between cannot lose it).
+  std::string resume;
+  std::atomic<std::int64_t> floorMs{INT64_MAX};
+
+  void lowerFloor(std::int64_t t) {
+    auto current = floorMs.load();
+    while (t < current && !floorMs.compare_exchange_weak(current, t)) {
+    }
+  }
+
+  std::string scanStart(std::int64_t floor) const {
+    auto prefix = keys::timePrefix(floor);
+    if (std::string_view(resume) <= prefix.view()) {
+      return resume;
+    }
+    return std::string(prefix.view());
+  }
+
+  // takeDue: one scan at a time (two concurrent scans would lease the same jobs); its
+  // buffers are reused from call to call.
+  std::mutex takeMutex;
+  struct TakeScratch {
+    std::vector<keys::DueEntry> entries;
+    std::vector<std::string> garbage;
+    std::vector<std::pair<std::uint32_t, bool>> seen;
+    std::vector<keys::JobKey> jobKeys;
+    std::vector<rocksdb::Slice> slices;
+    std::vector<rocksdb::PinnableSlice> values;
+    std::vector<rocksdb::Status> statuses;
+    rocksdb::WriteBatch batch;
+  } take;
+
+  std::mutex commitMutex;
+  struct CommitScratch {
+    rocksdb::WriteBatch batch;
+    std::string record;
+    std::vector<CampaignDeltas> deltas;
+  } commit;
+};
+
+JobStore::JobStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+JobStore::~JobStore() = default;
+
+std::unique_ptr<JobStore> JobStore::open(const std::string& dir, const OpenOptions& options,
+                                         Status& status) {
+  status = Status::ok();
+  if (dir.empty()) {
+    status = Status::error(Code::InvalidArgument, "store directory is empty");
+    return nullptr;
+  }
+  bool mustExist = options.readOnly || !options.createIfMissing;
+  std::error_code ec;
+  auto st = fs::status(dir, ec);
+  if (st.type() == fs::file_type::not_found) {
+    if (mustExist) {
+      status = Status::error(Code::NotFound, fmt::format("{}: no such directory", dir));
+      return nullptr;
+    }
+    fs::create_directories(dir, ec);
+    if (ec) {
+      status = fsError(dir, "cannot create the directory", ec);
+      return nullptr;
+    }
+  } else if (ec) {
+    status = fsError(dir, "cannot access the directory", ec);
+    return nullptr;
+  } else if (!fs::is_directory(st)) {
+    status = Status::error(Code::InvalidArgument, fmt::format("{}: not a directory", dir));
+    return nullptr;
+  }
+  if (mustExist) {
+    auto current = fs::status(fs::path(dir) / "CURRENT", ec);
+    if (current.type() == fs::file_type::not_found) {
+      status = Status::error(Code::NotFound,
+                             fmt::format("{}: no salvo store here (no CURRENT file)", dir));
+      return nullptr;
+    }
+    if (ec) {
+      status = fsError(dir, "cannot read CURRENT", ec);
+      return nullptr;
+    }
+  }
+
+  Tuning tuning = makeTuning(options);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s;
+  std::string secondary;
+  if (options.readOnly) {
+    // A secondary instance, not OpenForReadOnly: RocksDB documents a read-only instance
+    // next to a live read-write one as undefined behaviour; a secondary is made for it.
+    auto tmp = fs::temp_directory_path(ec);
+    if (ec) {
+      tmp = "/tmp";
+    }
+    std::string pattern = (tmp / "salvo-readonly-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) {
+      status = Status::error(
+          Code::IoError,
+          fmt::format("{}: cannot create a private directory for the read-only store: {}: {}", dir,
+                      pattern, std::strerror(errno)));
+      return nullptr;
+    }
+    secondary = pattern;
+    // TryAgain: the primary switched to a new MANIFEST while we read the old one.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      s = rocksdb::DB::OpenAsSecondary(tuning.db, dir, secondary, tuning.cfs, &handles, &db);
+      if (s.ok()) {
+        s = db->TryCatchUpWithPrimary();
+      }
+      if (!s.IsTryAgain()) {
+        break;
+      }
+      closeRaw(db, handles);
+    }
+  } else {
+    s = rocksdb::DB::Open(tuning.db, dir, tuning.cfs, &handles, &db);
+  }
+  if (!s.ok()) {
+    closeRaw(db, handles);
+    if (!secondary.empty()) {
+      fs::remove_all(secondary, ec);
+    }
+    status = openError(dir, s);
+    return nullptr;
+  }
+  auto impl = std::make_unique<Impl>(dir, options.readOnly, secondary, db, handles);
+  if (!options.readOnly) {
+    status = impl->recover();
+    if (!status.isOk()) {
+      return nullptr;
+    }
+  }
+  return std::unique_ptr<JobStore>(new JobStore(std::move(impl)));
+}
+
+Status JobStore::beginCampaign(const std::string& name, const std::string& spec, std::int64_t nowMs,
+                               std::uint32_t& number) {
+  auto& m = *impl_;
+  if (m.readOnly) {
+    return readOnlyError();
+  }
+  if (name.empty()) {
+    return Status::error(Code::InvalidArgument, "campaign name is empty");
+  }
+  std::lock_guard lock(m.campaignMutex);
+  std::string value;
+  auto s = m.db->Get(rocksdb::ReadOptions(), m.cf[kNamesCf], slice(name), &value);
+  if (s.ok()) {
+    return Status::error(Code::AlreadyExists, fmt::format("campaign '{}' already exists", name));
+  }
+  if (!s.IsNotFound()) {
+    return m.error(s);
+  }
+  std::uint32_t next = 1;
+  s = m.db->Get(rocksdb::ReadOptions(), m.cf[kMetaCf], slice(kNextCampaignKey), &value);
+  if (s.ok()) {
+    if (value.size() != 4) {
+      return Status::error(Code::Corruption,
+                           fmt::format("{}: corrupt: meta '{}' holds {} bytes, not 4", m.dir,
+                                       kNextCampaignKey, value.size()));
+    }
+    next = keys::getU32(value.data());
+  } else if (!s.IsNotFound()) {
+    return m.error(s);
+  }
+  if (next == 0 || next > keys::kMaxCampaign) {
+    return Status::error(Code::InvalidArgument,
+                         fmt::format("{}: campaign numbers exhausted (next is {})", m.dir, next));
+  }
+  CampaignRecord record;
+  record.number = next;
+  record.name = name;
+  record.state = CampaignState::Loading;
+  record.createdMs = nowMs;
+  record.spec = spec;
+  std::string encoded;
+  record.encodeTo(encoded);
+  auto key = keys::campaignKey(next);
+  auto following = keys::campaignKey(next + 1);
+  rocksdb::WriteBatch batch;
+  batch.Put(m.cf[kCampaignsCf], slice(key), encoded);
+  batch.Put(m.cf[kNamesCf], slice(name), slice(key));
+  batch.Put(m.cf[kMetaCf], slice(kNextCampaignKey), slice(following));
+  // Not synced: until finishCampaign() a crash only loses a campaign that restart would
+  // purge anyway.
+  s = m.db->Write(m.async, &batch);
+  m.forgetState(next);
+  if (!s.ok()) {
+    return m.error(s);
+  }
+  number = next;
+  return Status::ok();
+}
+
+Status JobStore::addJobs(std::uint32_t campaign, std::uint64_t firstSeq,
+                         const std::vector<JobRecord>& jobs, std::int64_t dueMs) {
+  auto& m = *impl_;
+  if (m.readOnly) {
+    return readOnlyError();
+  }
+  CampaignRecord record;
+  if (auto st = m.readCampaign(campaign, record); !st.isOk()) {
+    return st;
+  }
+  if (jobs.empty()) {
+    return Status::ok();
+  }
+  if (jobs.size() - 1 > UINT64_MAX - firstSeq) {
+    return Status::error(Code::InvalidArgument,
+                         fmt::format("campaign {}: sequence numbers overflow", campaign));
+  }
+  m.lowerFloor(dueMs);
+  rocksdb::WriteBatch batch(jobs.size() * 96);
+  std::string encoded;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    JobId id{campaign, firstSeq + i};
+    encoded.clear();
+    jobs[i].encodeWith(encoded, JobState::Queued, dueMs, dueMs);
+    auto jobKey = keys::jobKey(id);
+    auto dueKey = keys::dueKey(dueMs, id);
+    batch.Put(m.cf[kJobsCf], slice(jobKey), encoded);
+    batch.Put(m.cf[kDueCf], slice(dueKey), rocksdb::Slice());
+  }
+  std::vector<CampaignDeltas> deltas;
+  addDelta(deltasFor(deltas, campaign), keys::CounterKind::Queued,
+           static_cast<std::int64_t>(jobs.size()));
+  putDeltas(batch, m.cf[kCountersCf], deltas);
+  auto s = m.db->Write(m.async, &batch);
+  m.lowerFloor(dueMs);
+  return s.ok() ? Status::ok() : m.error(s);
+}
+
+Status JobStore::finishCampaign(std::uint32_t campaign, std::uint64_t jobCount) {
+  auto& m = *impl_;
+  if (m.readOnly) {
+    return readOnlyError();
+  }
+  std::lock_guard lock(m.campaignMutex);
+  CampaignRecord record;
+  if (auto st = m.readCampaign(campaign, record); !st.isOk()) {
+    return st;
+  }
+  if (record.state != CampaignState::Loading) {
+    return Status::error(
+        Code::InvalidArgument,
+        fmt::format("campaign {} is {}, not loading", campaign, campaignStateName(record.state)));
+  }
+  record.state = CampaignState::Active;
+  record.jobs = jobCount;
+  std::string encoded;
+  record.encodeTo(encoded);
+  auto key = keys::campaignKey(campaign);
+  // Synced: this write also makes every earlier (unsynced) addJobs batch durable.
+  auto s = m.db->Put(m.synced, m.cf[kCampaignsCf], slice(key), encoded);
+  m.forgetState(campaign);
+  return s.ok() ? Status::ok() : m.error(s);
+}
+
+Status JobStore::abortCampaign(std::uint32_t campaign) {
+  auto& m = *impl_;
+  if (m.readOnly) {
+    return readOnlyError();
+  }
+  std::lock_guard lock(m.campaignMutex);
+  return m.abort(campaign);
+}
+
+Status JobStore::takeDue(std::int64_t nowMs, std::size_t max, std::vector<LeasedJob>& out) {
+  auto& m = *impl_;
+  if (m.readOnly) {
+    return readOnlyError();
+  }
+  if (max == 0) {
+    return Status::ok();
+  }
+  std::lock_guard lock(m.takeMutex);
+  auto& t = m.take;
+  t.entries.clear();
+  t.garbage.clear();
+  t.seen.clear();
+
+  // Take the floor before creating the iterator: a write that lowers it afterwards is
+  // either visible to this scan or leaves the floor lowered for the next one.
+  std::int64_t floor = m.floorMs.exchange(INT64_MAX);
+  std::string start = m.scanStart(floor);
+  rocksdb::ReadOptions ro;
+  keys::TimePrefix bound;
+  rocksdb::Slice boundSlice;
+  bool bounded = nowMs < INT64_MAX;
+  if (bounded) {
+    bound = keys::timePrefix(nowMs + 1);
+    boundSlice = slice(bound);
+    ro.iterate_upper_bound = &boundSlice;
+  }
+  std::string next;          // where the next scan may start, once this one is committed
+  std::string firstSkipped;  // the first entry left behind (campaign not Active)
+  {
+    std::unique_ptr<rocksdb::Iterator> it(m.db->NewIterator(ro, m.cf[kDueCf]));
+    it->Seek(slice(start));
+    bool full = false;
+    while (it->Valid()) {
+      if (t.entries.size() >= max) {
+        full = true;
+        break;
+      }
+      auto e = keys::decodeDueKey(view(it->key()));
+      if (!e) {
+        t.garbage.emplace_back(view(it->key()));
+        it->Next();
+        continue;
+      }
+      if (!m.isActive(e->id.campaign, t.seen)) {
+        if (firstSkipped.empty()) {
+          firstSkipped.assign(view(it->key()));
+        }
+        if (!skipCampaignAtTime(*it, *e)) {
+          break;
+        }
+        continue;
+      }
+      t.entries.push_back(*e);
+      it->Next();
+    }
+    if (!it->status().ok()) {
+      m.lowerFloor(floor);
+      return m.error(it->status());
+    }
+    if (full) {
+      next.assign(view(it->key()));
+    } else if (bounded) {
+      next = std::max(start, std::string(bound.view()));
+    } else {
+      next = start;
+    }
+    if (!firstSkipped.empty() && firstSkipped < next) {
+      next = firstSkipped;
+    }
+  }
+
+  std::size_t n = t.entries.size();
+  std::size_t firstOut = out.size();
+  if (n > 0 || !t.garbage.empty()) {
+    t.jobKeys.resize(n);
+    t.slices.resize(n);
+    t.values.resize(n);
+    t.statuses.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      t.jobKeys[i] = keys::jobKey(t.entries[i].id);
+      t.slices[i] = slice(t.jobKeys[i]);
+      t.values[i].Reset();
+    }
+    if (n > 0) {
+      m.db->MultiGet(rocksdb::ReadOptions(), m.cf[kJobsCf], n, t.slices.data(), t.values.data(),
+                     t.statuses.data());
+    }
+    auto unwind = [&](const rocksdb::Status& s) {
+      out.resize(firstOut);
+      for (auto& v : t.values) {
+        v.Reset();
+      }
+      m.lowerFloor(floor);
+      return m.error(s);
+    };
+    t.batch.Clear();
+    auto lease = leaseValue(nowMs);
+    std::uint64_t dropped = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& st = t.statuses[i];
+      if (!st.ok() && !st.IsNotFound()) {
+        return unwind(st);
+      }
+      auto dueKey = keys::dueKey(t.entries[i].dueMs, t.entries[i].id);
+      t.batch.SingleDelete(m.cf[kDueCf], slice(dueKey));
+      if (st.ok()) {
+        auto& leased = out.emplace_back();
+        leased.id = t.entries[i].id;
+        if (JobRecord::decode(view(t.values[i]), leased.record) &&
+            !isTerminal(leased.record.state)) {
+          t.batch.Put(m.cf[kLeasesCf], t.slices[i], rocksdb::Slice(lease.data(), lease.size()));
+          continue;
+        }
+        out.pop_back();
+      }
+      ++dropped;
+    }
+    for (const auto& g : t.garbage) {
+      t.batch.SingleDelete(m.cf[kDueCf], slice(g));
+      ++dropped;
+    }
+    auto s = m.db->Write(m.async, &t.batch);
+    if (!s.ok()) {
+      return unwind(s);
+    }
+    for (auto& v : t.values) {
+      v.Reset();
+    }
+    m.dangling += dropped;
+  }
+  m.resume = std::move(next);
+  return Status::ok();
+}
+
+Status JobStore::commitOutcomes(const std::vector<Outcome>& outcomes, bool sync) {
+  auto& m = *impl_;
+  if (m.readOnly) {
+    return readOnlyError();
+  }
+  if (outcomes.empty()) {
+    return Status::ok();
+  }
+  std::lock_guard lock(m.commitMutex);
+  auto& c = m.commit;
+  c.batch.Clear();
+  c.deltas.clear();
+  std::int64_t earliestDue = INT64_MAX;
+  for (const auto& o : outcomes) {
+    if (!isTerminal(o.record.state)) {
+      earliestDue = std::min(earliestDue, o.record.dueMs);
+    }
+  }
+  m.lowerFloor(earliestDue);
+  for (const auto& o : outcomes) {
+    auto jobKey = keys::jobKey(o.id);
+    c.record.clear();
+    o.record.encodeTo(c.record);
+    c.batch.Put(m.cf[kJobsCf], slice(jobKey), c.record);
+    c.batch.Delete(m.cf[kLeasesCf], slice(jobKey));
+    if (!isTerminal(o.record.state)) {
+      auto dueKey = keys::dueKey(o.record.dueMs, o.id);
+      c.batch.Put(m.cf[kDueCf], slice(dueKey), rocksdb::Slice());
+    }
+    auto& d = deltasFor(c.deltas, o.id.campaign);
+    if (o.previous != o.record.state) {
+      addDelta(d, keys::counterFor(o.previous), -1);
+      addDelta(d, keys::counterFor(o.record.state), 1);
+    }
+    addDelta(d, keys::CounterKind::Attempts, 1);
+    if (o.record.state == JobState::Deferred) {
+      addDelta(d, keys::CounterKind::Deferrals, 1);
+    }
+  }
+  putDeltas(c.batch, m.cf[kCountersCf], c.deltas);
+  auto s = m.db->Write(sync ? m.synced : m.async, &c.batch);
+  m.lowerFloor(earliestDue);
+  return s.ok() ? Status::ok() : m.error(s);
+}
+
+std::optional<std::int64_t> JobStore::nextDueMs() {
+  auto& m = *impl_;
+  std::lock_guard lock(m.takeMutex);
+  std::vector<std::pair<std::uint32_t, bool>> seen;
+  std::unique_ptr<rocksdb::Iterator> it(m.db->NewIterator(rocksdb::ReadOptions(), m.cf[kDueCf]));
+  it->Seek(slice(m.scanStart(m.floorMs.load())));
+  while (it->Valid()) {
+    auto e = keys::decodeDueKey(view(it->key()));
+    if (!e) {
+      it->Next();
+      continue;
+    }
+    if (m.isActive(e->id.campaign, seen)) {
+      return e->dueMs;
+    }
+    if (!skipCampaignAtTime(*it, *e)) {
+      break;
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<CampaignRecord> JobStore::campaigns() {
+  auto& m = *impl_;
+  std::vector<CampaignRecord> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      m.db->NewIterator(rocksdb::ReadOptions(), m.cf[kCampaignsCf]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (auto record = CampaignRecord::decode(view(it->value()))) {
+      out.push_back(std::move(*record));
+    }
+  }
+  return out;
+}
+
+std::optional<CampaignRecord> JobStore::campaign(std::uint32_t number) {
+  CampaignRecord record;
+  if (!impl_->readCampaign(number, record).isOk()) {
+    return std::nullopt;
+  }
+  return record;
+}
+
+std::optional<CampaignRecord> JobStore::campaignByName(const std::string& name) {
+  auto& m = *impl_;
+  std::string value;
+  auto s = m.db->Get(rocksdb::ReadOptions(), m.cf[kNamesCf], slice(name), &value);
+  if (!s.ok() || value.size() != 4) {
+    return std::nullopt;
+  }
+  return campaign(keys::getU32(value.data()));
+}
+
+Counts JobStore::counts(std::uint32_t campaign) {
+  auto& m = *impl_;
+  Counts out;
+  if (campaign > keys::kMaxCampaign) {
+    return out;
+  }
+  auto begin = keys::campaignKey(campaign);
+  auto end = keys::campaignKey(campaign + 1);
+  rocksdb::Slice endSlice = slice(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &endSlice;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(m.db->NewIterator(ro, m.cf[kCountersCf]));
+    for (it->Seek(slice(begin)); it->Valid(); it->Next()) {
+      auto key = keys::decodeCounterKey(view(it->key()));
+      auto value = keys::decodeDelta(view(it->value()));
+      if (key && value) {
+        *counterField(out, key->kind) = *value;
+      }
+    }
+  }
+  {
+    std::unique_ptr<rocksdb::Iterator> it(m.db->NewIterator(ro, m.cf[kLeasesCf]));
+    for (it->Seek(slice(begin)); it->Valid(); it->Next()) {
+      ++out.inFlight;
+    }
+  }
+  return out;
+}
+
+std::optional<JobRecord> JobStore::job(const JobId& id) {
+  auto& m = *impl_;
+  rocksdb::PinnableSlice value;
+  auto key = keys::jobKey(id);
+  auto s = m.db->Get(rocksdb::ReadOptions(), m.cf[kJobsCf], slice(key), &value);
+  if (!s.ok()) {
+    return std::nullopt;
+  }
+  return JobRecord::decode(view(value));
+}
+
+std::uint64_t JobStore::danglingDropped() const {
+  return impl_->dangling.load();
+}
+
+Status JobStore::refresh() {
+  auto& m = *impl_;
+  if (!m.readOnly) {
+    return Status::ok();
+  }
+  auto s = m.db->TryCatchUpWithPrimary();
+  m.forgetAllStates();
+  return s.ok() ? Status::ok() : m.error(s);
+}
+
+}  // namespace salvo::queue
