@@ -24,6 +24,9 @@ test: build
 demo: build
 	@scripts/demo $(BUILD)/salvo
 
+bench: build
+	$(BUILD)/salvo_microbench
+
 asan-test: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSALVO_ASAN=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
