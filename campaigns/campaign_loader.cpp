@@ -31,8 +31,41 @@ struct RecipientSourceState {
 
 namespace {
 
-const std::vector<std::string_view> kCampaignKeys = {"id",   "from",       "subject",
-                                                     "text", "recipients", "recipients_csv"};
+const std::vector<std::string_view> kCampaignKeys = {
+    "id",          "from",      "reply_to",      "subject",    "text",          "html",
+    "text_file",   "html_file", "headers",       "tags",       "start_at",      "rate",
+    "unsubscribe", "dkim",      "bounce_domain", "recipients", "recipients_csv"};
+
+// Line and column of byte `offset` in `text`.
+YamlPosition positionInText(std::string_view text, std::size_t offset) {
+  YamlPosition at{1, 1};
+  for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++at.line;
+      at.column = 1;
+    } else {
+      ++at.column;
+    }
+  }
+  return at;
+}
+
+// A DKIM selector or similar: dot-separated labels of letters, digits, '-' and '_'.
+bool isValidSelector(std::string_view s) {
+  if (s.empty() || s.size() > 63 || s.front() == '.' || s.back() == '.') {
+    return false;
+  }
+  char previous = 0;
+  for (char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || (c == '.' && previous != '.');
+    if (!ok) {
+      return false;
+    }
+    previous = c;
+  }
+  return true;
+}
 
 // Names a recipient in messages: "row 12" (CSV, the spreadsheet row) or "recipient 3"
 // (inline, 1-based). Formatted only when there is something to report.
@@ -366,10 +399,23 @@ class CampaignLoader {
   void reportNoRecipients();
 
  private:
-  void loadFrom(const YamlFile::Entry& entry);
+  std::optional<Mailbox> loadMailbox(const YamlFile::Entry& entry, std::string_view what);
   void loadInline(const YamlFile::Entry& entry);
   void loadCsv(const YamlFile::Entry& entry);
+  // A body from the YAML (`inlineKey`) or from a file (`fileKey`, relative to the YAML).
+  bool loadBody(const std::map<std::string, YamlFile::Entry, std::less<>>& fields,
+                const char* inlineKey, const char* fileKey, std::optional<std::string>& source,
+                std::optional<Template>& compiled);
+  void loadHeaders(const YamlFile::Entry& entry);
+  void loadTags(const YamlFile::Entry& entry);
+  void loadUnsubscribe(const YamlFile::Entry& entry);
+  void loadDkim(const YamlFile::Entry& entry);
+  // A path relative to the campaign file's folder.
+  std::string resolvePath(const std::string& path) const;
   std::optional<Template> compileTemplate(const YamlFile::Entry& entry, const std::string& source);
+  // Reports unknown fields of `compiled` at `positionOf(piece offset)`.
+  template <typename PositionOf>
+  void reportUnknown(Template& compiled, PositionOf&& positionOf, const std::string& file);
 
   std::string path_;
   Diagnostics& diags_;
@@ -378,6 +424,11 @@ class CampaignLoader {
 
   std::optional<std::string> id_;
   std::optional<Mailbox> from_;
+  CampaignSpec spec_;
+  std::unique_ptr<DkimSigner> signer_;
+  std::optional<std::string> secret_;
+  // Templates whose merge values must stay on one line (subject, headers).
+  std::vector<Template> headerTemplates_;
   RecipientSource source_;
   YamlPosition sourceAt_;
   std::optional<std::vector<std::string>> variables_;
@@ -419,6 +470,10 @@ void CampaignLoader::run() {
     }
     return &it->second;
   };
+  auto optionalField = [&](const char* name) -> const YamlFile::Entry* {
+    const auto it = fields.find(name);
+    return it == fields.end() ? nullptr : &it->second;
+  };
 
   if (const auto* e = required("id")) {
     auto id = yaml_.scalar(e->value, "'id'");
@@ -431,17 +486,17 @@ void CampaignLoader::run() {
     }
   }
   if (const auto* e = required("from")) {
-    loadFrom(*e);
+    from_ = loadMailbox(*e, "from");
+  }
+  bool replyToOk = true;
+  if (const auto* e = optionalField("reply_to")) {
+    spec_.replyTo = loadMailbox(*e, "reply_to");
+    replyToOk = spec_.replyTo.has_value();
   }
   const auto* subjectEntry = required("subject");
-  const auto* textEntry = required("text");
   std::optional<std::string> subject;
-  std::optional<std::string> textBody;
   if (subjectEntry != nullptr) {
     subject = yaml_.scalar(subjectEntry->value, "'subject'");
-  }
-  if (textEntry != nullptr) {
-    textBody = yaml_.scalar(textEntry->value, "'text'");
   }
 
   const auto inlineIt = fields.find("recipients");
@@ -457,7 +512,6 @@ void CampaignLoader::run() {
   }
 
   std::optional<Template> subjectTemplate;
-  std::optional<Template> textTemplate;
   if (subject) {
     const YamlPosition at = yaml_.valuePosition(subjectEntry->key, subjectEntry->value);
     if (subject->find_first_of("\r\n") != std::string::npos) {
@@ -470,14 +524,68 @@ void CampaignLoader::run() {
       subjectTemplate = compileTemplate(*subjectEntry, *subject);
     }
   }
-  if (textBody) {
-    const YamlPosition at = yaml_.valuePosition(textEntry->key, textEntry->value);
-    if (textBody->find('\0') != std::string::npos) {
-      yaml_.error(at, "text contains a NUL byte");
-    } else if (!isValidUtf8(*textBody)) {
-      yaml_.error(at, "text is not valid UTF-8");
-    } else {
-      textTemplate = compileTemplate(*textEntry, *textBody);
+  std::optional<Template> textTemplate;
+  std::optional<Template> htmlTemplate;
+  const bool textOk = loadBody(fields, "text", "text_file", spec_.text, textTemplate);
+  const bool htmlOk = loadBody(fields, "html", "html_file", spec_.html, htmlTemplate);
+  const bool bodiesOk = textOk && htmlOk;
+  if (bodiesOk && !spec_.text && !spec_.html) {
+    yaml_.error(docAt,
+                "missing body: give 'text' (or 'text_file'), 'html' (or 'html_file'), "
+                "or both");
+  }
+  if (const auto* e = optionalField("headers")) {
+    loadHeaders(*e);
+  }
+  const bool headersOk = headerTemplates_.size() == spec_.headers.size();
+  if (const auto* e = optionalField("tags")) {
+    loadTags(*e);
+  }
+  if (const auto* e = optionalField("start_at")) {
+    auto value = yaml_.scalar(e->value, "'start_at'");
+    if (value) {
+      auto ms = parseRfc3339Ms(*value);
+      if (!ms || *ms <= 0) {
+        yaml_.error(yaml_.valuePosition(e->key, e->value),
+                    fmt::format("start_at '{}' is not an RFC 3339 timestamp like "
+                                "2026-12-01T09:00:00Z or 2026-12-01T10:00:00+01:00",
+                                printable(*value)));
+      } else {
+        spec_.startAtMs = *ms;
+      }
+    }
+  }
+  if (const auto* e = optionalField("rate")) {
+    auto value = yaml_.scalar(e->value, "'rate'");
+    if (value) {
+      spec_.rate = parseRate(*value);
+      if (!spec_.rate) {
+        yaml_.error(yaml_.valuePosition(e->key, e->value),
+                    fmt::format("rate '{}' must be a count per unit like \"100/s\", \"600/m\", "
+                                "\"5000/h\" or \"100000/d\"",
+                                printable(*value)));
+      }
+    }
+  }
+  if (const auto* e = optionalField("unsubscribe")) {
+    loadUnsubscribe(*e);
+  }
+  if (const auto* e = optionalField("dkim")) {
+    loadDkim(*e);
+  }
+  if (const auto* e = optionalField("bounce_domain")) {
+    auto value = yaml_.scalar(e->value, "'bounce_domain'");
+    std::string canonical;
+    std::string why;
+    if (value &&
+        (!parseDomain(*value, canonical, why) || !isAscii(canonical) || canonical.front() == '[')) {
+      if (why.empty()) {
+        why = "use an ASCII (punycode) domain name";
+      }
+      yaml_.error(yaml_.valuePosition(e->key, e->value),
+                  fmt::format("invalid bounce_domain '{}': {}", printable(*value), why));
+    } else if (value) {
+      spec_.bounceDomain = canonical;
     }
   }
 
@@ -486,24 +594,21 @@ void CampaignLoader::run() {
   }
   state_ = std::make_shared<RecipientSourceState>();
   state_->variables = *variables_;
-  // Which values may hold a line feed: those that land in the text body only. When a
-  // template did not compile its use is unknown and line feeds are let through; the
-  // next validation (after the template is fixed) checks them.
-  const bool usageKnown = subjectTemplate && textTemplate;
-  state_->lineFeedAllowed.assign(variables_->size(), usageKnown ? 0 : 1);
-  if (usageKnown) {
-    auto uses = [](const Template& t, const std::string& name) {
-      for (const Template::Piece& piece : t.pieces()) {
-        if (piece.variable == name) {
-          return true;
-        }
-      }
-      return false;
-    };
-    for (std::size_t i = 0; i < variables_->size(); ++i) {
-      state_->lineFeedAllowed[i] =
-          uses(*textTemplate, (*variables_)[i]) && !uses(*subjectTemplate, (*variables_)[i]);
+  // Which values may hold a line feed: those that land in bodies only. When a template did
+  // not compile its use is unknown and line feeds are let through; the next validation
+  // (after the template is fixed) checks them.
+  // A variable in a header template that compiled is held to one line in any case.
+  const bool usageKnown = subjectTemplate && bodiesOk && headersOk;
+  state_->lineFeedAllowed.assign(variables_->size(), 0);
+  for (std::size_t i = 0; i < variables_->size(); ++i) {
+    const std::string& name = (*variables_)[i];
+    bool inHeader = subjectTemplate && subjectTemplate->uses(name);
+    for (const Template& t : headerTemplates_) {
+      inHeader = inHeader || t.uses(name);
     }
+    const bool inBody =
+        (textTemplate && textTemplate->uses(name)) || (htmlTemplate && htmlTemplate->uses(name));
+    state_->lineFeedAllowed[i] = !inHeader && (inBody || !usageKnown);
   }
   state_->list = inlineList_;
   state_->yamlText = yaml_.text();
@@ -512,18 +617,333 @@ void CampaignLoader::run() {
     csv_->setState(state_);
   }
 
-  if (diags_.size() != before_ || !id_ || !from_ || !subject || !textBody) {
+  if (diags_.size() != before_ || !id_ || !from_ || !subject || !replyToOk) {
     return;
   }
+  spec_.id = *id_;
+  spec_.from = *from_;
+  spec_.subject = *subject;
+  spec_.variables = *variables_;
   std::string why;
-  campaign_ = Campaign::build(*id_, *from_, *subject, *textBody, *variables_, why);
+  campaign_ = Campaign::build(spec_, std::move(signer_), std::move(secret_), why);
   if (!campaign_) {
     // Every check build() makes was made above with a position; this is a safety net.
     yaml_.error(docAt, why);
   }
 }
 
-void CampaignLoader::loadFrom(const YamlFile::Entry& entry) {
+std::string CampaignLoader::resolvePath(const std::string& path) const {
+  std::filesystem::path full(path);
+  if (full.is_relative()) {
+    full = std::filesystem::path(path_).parent_path() / full;
+  }
+  return full.lexically_normal().string();
+}
+
+bool CampaignLoader::loadBody(const std::map<std::string, YamlFile::Entry, std::less<>>& fields,
+                              const char* inlineKey, const char* fileKey,
+                              std::optional<std::string>& source,
+                              std::optional<Template>& compiled) {
+  const auto inlineIt = fields.find(inlineKey);
+  const auto fileIt = fields.find(fileKey);
+  if (inlineIt != fields.end() && fileIt != fields.end()) {
+    yaml_.error(fileIt->second.key,
+                fmt::format("use either '{}' or '{}', not both", inlineKey, fileKey));
+    return false;
+  }
+  std::string shown = path_;
+  std::string body;
+  const YamlFile::Entry* entry = nullptr;
+  if (inlineIt != fields.end()) {
+    entry = &inlineIt->second;
+    auto value = yaml_.scalar(entry->value, fmt::format("'{}'", inlineKey));
+    if (!value) {
+      return false;
+    }
+    body = std::move(*value);
+  } else if (fileIt != fields.end()) {
+    const YamlFile::Entry& e = fileIt->second;
+    auto value = yaml_.scalar(e.value, fmt::format("'{}'", fileKey));
+    if (!value) {
+      return false;
+    }
+    const YamlPosition at = yaml_.valuePosition(e.key, e.value);
+    if (value->empty()) {
+      yaml_.error(at, fmt::format("'{}' is empty: give the path of the body file", fileKey));
+      return false;
+    }
+    shown = resolvePath(*value);
+    std::string why;
+    if (std::filesystem::is_directory(shown) || !readWholeFile(shown, body, why)) {
+      yaml_.error(at,
+                  fmt::format("cannot open {} file '{}': {}", inlineKey, printable(*value),
+                              why.empty() ? std::strerror(EISDIR) : why),
+                  kExitNoInput);
+      return false;
+    }
+    if (body.size() >= 3 && body.compare(0, 3, "\xEF\xBB\xBF") == 0) {
+      body.erase(0, 3);
+    }
+  } else {
+    return true;
+  }
+  const YamlPosition at =
+      entry != nullptr ? yaml_.valuePosition(entry->key, entry->value) : YamlPosition{1, 1};
+  if (const std::size_t nul = body.find('\0'); nul != std::string::npos) {
+    diags_.add(shown, entry ? at.line : positionInText(body, nul).line,
+               entry ? at.column : positionInText(body, nul).column,
+               fmt::format("{} contains a NUL byte", inlineKey));
+    return false;
+  }
+  if (!isValidUtf8(body)) {
+    diags_.add(shown, at.line, at.column,
+               fmt::format("{} is not valid UTF-8 (save it as UTF-8)", inlineKey));
+    return false;
+  }
+  if (entry != nullptr) {
+    compiled = compileTemplate(*entry, body);
+  } else {
+    std::string why;
+    std::size_t offset = 0;
+    compiled = Template::compile(body, why, offset);
+    if (!compiled) {
+      const YamlPosition p = positionInText(body, offset);
+      diags_.add(shown, p.line, p.column, why);
+    } else {
+      reportUnknown(
+          *compiled, [&](std::size_t offset) { return positionInText(body, offset); }, shown);
+    }
+  }
+  source = std::move(body);
+  return compiled.has_value();
+}
+
+void CampaignLoader::loadHeaders(const YamlFile::Entry& entry) {
+  if (!entry.value.IsMap()) {
+    yaml_.error(yaml_.valuePosition(entry.key, entry.value),
+                "'headers' must be a map of header names to values, e.g. {X-Campaign: spring}");
+    return;
+  }
+  std::vector<std::string> seen;
+  for (auto it = entry.value.begin(); it != entry.value.end(); ++it) {
+    const YAML::Node key = it->first;
+    const YAML::Node value = it->second;
+    if (!key.IsScalar()) {
+      yaml_.error(key, "header names must be plain names");
+      continue;
+    }
+    const std::string& name = key.Scalar();
+    const std::string problem = customHeaderProblem(name);
+    if (!problem.empty()) {
+      yaml_.error(key, fmt::format("header '{}' {}", printable(name), problem));
+      continue;
+    }
+    bool duplicate = false;
+    for (const std::string& other : seen) {
+      duplicate = duplicate || equalsIgnoreCase(other, name);
+    }
+    if (duplicate) {
+      yaml_.error(key, fmt::format("duplicate header '{}'", name));
+      continue;
+    }
+    seen.push_back(name);
+    auto text = yaml_.scalar(value, fmt::format("header '{}'", name));
+    if (!text) {
+      continue;
+    }
+    const YamlPosition at = yaml_.valuePosition(key, value);
+    if (hasLineBreakOrNul(*text)) {
+      yaml_.error(at, fmt::format("header '{}' contains a line break or NUL byte", name));
+      continue;
+    }
+    if (!isValidUtf8(*text)) {
+      yaml_.error(at, fmt::format("header '{}' is not valid UTF-8", name));
+      continue;
+    }
+    auto compiled = compileTemplate(YamlFile::Entry{key, value}, *text);
+    if (compiled) {
+      headerTemplates_.push_back(std::move(*compiled));
+    }
+    spec_.headers.push_back(CustomHeader{name, std::move(*text)});
+  }
+}
+
+void CampaignLoader::loadTags(const YamlFile::Entry& entry) {
+  if (!entry.value.IsSequence()) {
+    yaml_.error(yaml_.valuePosition(entry.key, entry.value),
+                "'tags' must be a list like [newsletter, spring]");
+    return;
+  }
+  for (const YAML::Node& item : entry.value) {
+    auto tag = yaml_.scalar(item, "a tag");
+    if (!tag) {
+      continue;
+    }
+    if (tag->empty() || tag->size() > 64 || firstControlChar(*tag, false) >= 0 ||
+        !isValidUtf8(*tag)) {
+      yaml_.error(item, fmt::format("invalid tag '{}': use 1 to 64 characters without control "
+                                    "characters",
+                                    printable(*tag)));
+      continue;
+    }
+    spec_.tags.push_back(std::move(*tag));
+  }
+}
+
+void CampaignLoader::loadUnsubscribe(const YamlFile::Entry& entry) {
+  if (!entry.value.IsMap()) {
+    yaml_.error(yaml_.valuePosition(entry.key, entry.value),
+                "'unsubscribe' must be a map like {url: https://example.com/unsubscribe, "
+                "secret_file: unsubscribe.key}");
+    return;
+  }
+  const auto fields = yaml_.readMap(entry.value, {"url", "mailto", "secret_file"});
+  UnsubscribeSettings u;
+  bool ok = true;
+  const auto urlIt = fields.find("url");
+  if (urlIt != fields.end()) {
+    auto url = yaml_.scalar(urlIt->second.value, "'url'");
+    if (url && (url->rfind("https://", 0) != 0 || url->size() <= 8 || url->size() > 512 ||
+                url->find_first_of(" <>\"\r\n\t") != std::string::npos || !isAscii(*url))) {
+      yaml_.error(yaml_.valuePosition(urlIt->second.key, urlIt->second.value),
+                  fmt::format("unsubscribe url '{}' must be an https:// URL (RFC 8058) of at most "
+                              "512 characters without spaces, quotes or angle brackets",
+                              printable(*url)));
+      ok = false;
+    } else if (url) {
+      u.url = std::move(*url);
+    } else {
+      ok = false;
+    }
+  }
+  const auto mailtoIt = fields.find("mailto");
+  if (mailtoIt != fields.end()) {
+    auto mailto = yaml_.scalar(mailtoIt->second.value, "'mailto'");
+    std::string why;
+    if (mailto && mailto->rfind("mailto:", 0) == 0) {
+      mailto->erase(0, 7);
+    }
+    std::optional<Address> address;
+    if (mailto) {
+      address = parseAddress(*mailto, why);
+    }
+    if (mailto && !address) {
+      yaml_.error(yaml_.valuePosition(mailtoIt->second.key, mailtoIt->second.value),
+                  fmt::format("invalid unsubscribe mailto '{}': {}", printable(*mailto), why));
+    }
+    if (!address || !isAscii(address->str()) ||
+        address->str().find_first_of("?&%\"") != std::string::npos) {
+      if (address) {
+        yaml_.error(yaml_.valuePosition(mailtoIt->second.key, mailtoIt->second.value),
+                    fmt::format("unsubscribe mailto '{}' must be a plain ASCII address",
+                                printable(*mailto)));
+      }
+      ok = false;
+    } else {
+      u.mailto = address->str();
+    }
+  }
+  const auto secretIt = fields.find("secret_file");
+  if (secretIt != fields.end()) {
+    auto file = yaml_.scalar(secretIt->second.value, "'secret_file'");
+    if (file) {
+      u.secretFile = std::filesystem::absolute(resolvePath(*file)).lexically_normal().string();
+      std::string why;
+      secret_ = readSecretFile(u.secretFile, why);
+      if (!secret_) {
+        yaml_.error(yaml_.valuePosition(secretIt->second.key, secretIt->second.value), why,
+                    why.rfind("cannot read", 0) == 0 ? kExitNoInput : kExitDataErr);
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+  }
+  if (urlIt == fields.end() && mailtoIt == fields.end()) {
+    yaml_.error(entry.value, "'unsubscribe' needs a 'url', a 'mailto' or both");
+    return;
+  }
+  if (urlIt != fields.end() && secretIt == fields.end()) {
+    yaml_.error(entry.value,
+                "'unsubscribe' has a 'url' but no 'secret_file' (the key of its per-recipient "
+                "tokens)");
+    return;
+  }
+  if (ok) {
+    spec_.unsubscribe = std::move(u);
+  }
+}
+
+void CampaignLoader::loadDkim(const YamlFile::Entry& entry) {
+  if (!entry.value.IsMap()) {
+    yaml_.error(yaml_.valuePosition(entry.key, entry.value),
+                "'dkim' must be a map like {domain: example.com, selector: s1, key_file: "
+                "dkim.pem}");
+    return;
+  }
+  const auto fields = yaml_.readMap(entry.value, {"domain", "selector", "key_file", "algorithm"});
+  DkimSettings d;
+  bool ok = true;
+  for (const char* name : {"domain", "selector", "key_file"}) {
+    if (fields.find(name) == fields.end()) {
+      yaml_.error(entry.value, fmt::format("'dkim' is missing '{}'", name));
+      ok = false;
+    }
+  }
+  if (const auto it = fields.find("domain"); it != fields.end()) {
+    auto domain = yaml_.scalar(it->second.value, "'domain'");
+    std::string why;
+    if (domain &&
+        (!parseDomain(*domain, d.domain, why) || !isAscii(d.domain) || d.domain.front() == '[')) {
+      yaml_.error(yaml_.valuePosition(it->second.key, it->second.value),
+                  fmt::format("invalid DKIM domain '{}': {}", printable(*domain),
+                              why.empty() ? "use an ASCII (punycode) domain name" : why));
+      ok = false;
+    }
+    ok = ok && domain.has_value();
+  }
+  if (const auto it = fields.find("selector"); it != fields.end()) {
+    auto selector = yaml_.scalar(it->second.value, "'selector'");
+    if (selector && !isValidSelector(*selector)) {
+      yaml_.error(yaml_.valuePosition(it->second.key, it->second.value),
+                  fmt::format("invalid DKIM selector '{}': use letters, digits, '-', '_' and dots",
+                              printable(*selector)));
+      ok = false;
+    } else if (selector) {
+      d.selector = std::move(*selector);
+    } else {
+      ok = false;
+    }
+  }
+  if (const auto it = fields.find("algorithm"); it != fields.end()) {
+    auto algorithm = yaml_.scalar(it->second.value, "'algorithm'");
+    if (algorithm && !parseDkimAlgorithm(*algorithm, d.algorithm)) {
+      yaml_.error(yaml_.valuePosition(it->second.key, it->second.value),
+                  fmt::format("unknown DKIM algorithm '{}' (use rsa-sha256 or ed25519-sha256)",
+                              printable(*algorithm)));
+      ok = false;
+    }
+    ok = ok && algorithm.has_value();
+  }
+  if (const auto it = fields.find("key_file"); it != fields.end() && ok) {
+    auto file = yaml_.scalar(it->second.value, "'key_file'");
+    if (!file) {
+      return;
+    }
+    d.keyFile = std::filesystem::absolute(resolvePath(*file)).lexically_normal().string();
+    std::string why;
+    signer_ = DkimSigner::load(d, why);
+    if (!signer_) {
+      yaml_.error(yaml_.valuePosition(it->second.key, it->second.value), why,
+                  why.rfind("cannot read", 0) == 0 ? kExitNoInput : kExitDataErr);
+      return;
+    }
+    spec_.dkim = std::move(d);
+  }
+}
+
+std::optional<Mailbox> CampaignLoader::loadMailbox(const YamlFile::Entry& entry,
+                                                   std::string_view what) {
   std::string why;
   const YAML::Node& value = entry.value;
   if (value.IsMap()) {
@@ -531,7 +951,7 @@ void CampaignLoader::loadFrom(const YamlFile::Entry& entry) {
     const auto addressIt = fields.find("address");
     if (addressIt == fields.end()) {
       yaml_.error(value, "missing required field 'address'");
-      return;
+      return std::nullopt;
     }
     Mailbox mailbox;
     bool ok = true;
@@ -540,7 +960,7 @@ void CampaignLoader::loadFrom(const YamlFile::Entry& entry) {
       auto name = yaml_.scalar(nameIt->second.value, "'name'");
       if (name && !checkDisplayName(*name, why)) {
         yaml_.error(yaml_.valuePosition(nameIt->second.key, nameIt->second.value),
-                    fmt::format("invalid from name: {}", why));
+                    fmt::format("invalid {} name: {}", what, why));
         ok = false;
       } else if (name) {
         mailbox.displayName = std::move(*name);
@@ -550,34 +970,34 @@ void CampaignLoader::loadFrom(const YamlFile::Entry& entry) {
     }
     auto address = yaml_.scalar(addressIt->second.value, "'address'");
     if (!address) {
-      return;
+      return std::nullopt;
     }
     auto parsed = parseAddress(*address, why);
     if (!parsed) {
       yaml_.error(yaml_.valuePosition(addressIt->second.key, addressIt->second.value),
-                  fmt::format("invalid from address '{}': {}", printable(*address), why));
-      return;
+                  fmt::format("invalid {} address '{}': {}", what, printable(*address), why));
+      return std::nullopt;
     }
     mailbox.address = std::move(*parsed);
-    if (ok) {
-      from_ = std::move(mailbox);
+    if (!ok) {
+      return std::nullopt;
     }
-    return;
+    return mailbox;
   }
   if (value.IsSequence()) {
-    yaml_.error(value,
-                "'from' must be an address like \"Name <news@example.com>\" or a map "
-                "{name: ..., address: ...}");
-    return;
+    yaml_.error(value, fmt::format("'{}' must be an address like \"Name <news@example.com>\" or a "
+                                   "map {{name: ..., address: ...}}",
+                                   what));
+    return std::nullopt;
   }
-  auto text = yaml_.scalar(value, "'from'");
+  auto text = yaml_.scalar(value, fmt::format("'{}'", what));
   auto mailbox = parseMailbox(*text, why);
   if (!mailbox) {
     yaml_.error(yaml_.valuePosition(entry.key, value),
-                fmt::format("invalid from address '{}': {}", printable(*text), why));
-    return;
+                fmt::format("invalid {} address '{}': {}", what, printable(*text), why));
+    return std::nullopt;
   }
-  from_ = std::move(*mailbox);
+  return mailbox;
 }
 
 void CampaignLoader::loadInline(const YamlFile::Entry& entry) {
@@ -692,19 +1112,29 @@ std::optional<Template> CampaignLoader::compileTemplate(const YamlFile::Entry& e
     yaml_.error(fieldPosition(yaml_.text(), entry.value, source, offset), why);
     return std::nullopt;
   }
-  if (variables_) {
-    Template bound = *compiled;
-    for (const Template::Piece* piece : bound.bind(*variables_)) {
-      std::vector<std::string> known{"email"};
-      for (const std::string& v : *variables_) {
-        known.push_back(printable(v));
-      }
-      yaml_.error(fieldPosition(yaml_.text(), entry.value, source, piece->offset),
-                  fmt::format("unknown merge field '{}' (known: {})", piece->variable,
-                              fmt::join(known, ", ")));
-    }
-  }
+  reportUnknown(
+      *compiled,
+      [&](std::size_t at) { return fieldPosition(yaml_.text(), entry.value, source, at); }, path_);
   return compiled;
+}
+
+template <typename PositionOf>
+void CampaignLoader::reportUnknown(Template& compiled, PositionOf&& positionOf,
+                                   const std::string& file) {
+  if (!variables_) {
+    return;
+  }
+  Template bound = compiled;
+  for (const Template::Piece* piece : bound.bind(*variables_)) {
+    std::vector<std::string> known{"email"};
+    for (const std::string& v : *variables_) {
+      known.push_back(printable(v));
+    }
+    const YamlPosition at = positionOf(piece->offset);
+    diags_.add(file, at.line, at.column,
+               fmt::format("unknown merge field '{}' (known: {})", piece->variable,
+                           fmt::join(known, ", ")));
+  }
 }
 
 std::optional<LoadedCampaign> CampaignLoader::result() const {

@@ -110,7 +110,7 @@ TEST_F(CampaignTest, InlineCampaignLoadsAndRendersExactly) {
             "your code is A1.\r\n");
 }
 
-TEST_F(CampaignTest, NonAsciiSubjectIsEncodedAndBodyIs8bit) {
+TEST_F(CampaignTest, NonAsciiSubjectIsEncodedAndBodyIsQuotedPrintable) {
   EXPECT_EQ(validate(R"(id: gruss
 from: {name: Zoë, address: z@Example.com}
 subject: "Grüße {{name}}"
@@ -132,10 +132,10 @@ recipients:
                 "@example.com>\r\n"
                 "MIME-Version: 1.0\r\n"
                 "Content-Type: text/plain; charset=utf-8\r\n"
-                "Content-Transfer-Encoding: 8bit\r\n"
+                "Content-Transfer-Encoding: quoted-printable\r\n"
                 "\r\n"
                 "Liebe Ann,\r\n"
-                "bis bald. Grüße\r\n");
+                "bis bald. Gr=C3=BC=C3=9Fe\r\n");
 }
 
 TEST_F(CampaignTest, CsvWithBomCrlfAndDelimiter) {
@@ -376,7 +376,7 @@ TEST_F(CampaignTest, EveryErrorIsReportedTogether) {
   EXPECT_EQ(validate(R"(id: spring sale
 from: "Demo <news@@example.com>"
 subject: "Hi {{name}}"
-reply_to: x@example.com
+reply_too: x@example.com
 text: |
   Hi {{nmae}}
 recipients:
@@ -391,8 +391,7 @@ recipients:
                 y(":1:5: invalid id 'spring sale': use 1 to 64 letters, digits, '.', '_' or '-'"),
                 y(":2:7: invalid from address 'Demo <news@@example.com>': more than one '@' "
                   "(quote the local part if it contains one)"),
-                y(":4:1: unknown key 'reply_to' (expected one of: id, from, subject, text, "
-                  "recipients, recipients_csv)"),
+                y(":4:1: unknown key 'reply_too' (did you mean 'reply_to'?)"),
                 y(":6:6: unknown merge field 'nmae' (known: email, name)"),
                 y(":10:12: recipient 'bob@@x.com': more than one '@' (quote the local part if "
                   "it contains one)"),
@@ -572,7 +571,7 @@ TEST_F(CampaignTest, SerializeRoundTripRendersIdentically) {
   const Campaign& original = *loaded_->campaign;
   const std::string blob = original.serialize();
   const auto json = nlohmann::json::parse(blob);
-  EXPECT_EQ(json["format"], 1);
+  EXPECT_EQ(json["format"], 2);
   EXPECT_EQ(json["id"], "spring-sale");
   EXPECT_EQ(json["from"]["name"], "Salvo Demo");
   EXPECT_EQ(json["from"]["address"], "news@example.com");
@@ -604,9 +603,9 @@ TEST_F(CampaignTest, DeserializeRejectsBadRecords) {
   EXPECT_EQ(error, "campaign record is not a JSON object");
 
   auto bad = json;
-  bad["format"] = 2;
+  bad["format"] = 3;
   EXPECT_EQ(Campaign::deserialize(bad.dump(), error), nullptr);
-  EXPECT_EQ(error, "unsupported campaign record format (expected 1)");
+  EXPECT_EQ(error, "unsupported campaign record format (expected 1 to 2)");
 
   bad = json;
   bad["subject"] = "Hi {{zzz}}";
@@ -622,6 +621,11 @@ TEST_F(CampaignTest, DeserializeRejectsBadRecords) {
 
   bad = json;
   bad.erase("text");
+  EXPECT_EQ(Campaign::deserialize(bad.dump(), error), nullptr);
+  EXPECT_EQ(error, "campaign record: the campaign has neither a text nor an html body");
+
+  bad = json;
+  bad["text"] = 5;
   EXPECT_EQ(Campaign::deserialize(bad.dump(), error), nullptr);
   EXPECT_EQ(error, "campaign record: 'text' is missing or not a string");
 

@@ -104,3 +104,65 @@ TEST(TemplateDeathTest, RenderingUnboundTemplateAborts) {
 
 }  // namespace
 }  // namespace salvo::campaigns
+
+namespace salvo::campaigns {
+namespace {
+
+std::string renderWith(std::string_view source, const std::vector<std::string>& values,
+                       Template::Escape escape = Template::Escape::None) {
+  std::string error;
+  std::size_t offset = 0;
+  auto t = Template::compile(source, error, offset);
+  EXPECT_TRUE(t.has_value()) << error;
+  if (!t) {
+    return {};
+  }
+  EXPECT_TRUE(t->bind({"name", "city"}).empty());
+  std::string out;
+  t->render("ann@x.org", values, out, escape);
+  return out;
+}
+
+TEST(TemplateDefaultTest, DefaultAppliesWhenTheValueIsEmpty) {
+  EXPECT_EQ(renderWith("Hi {{name | default: \"friend\"}}!", {"", ""}), "Hi friend!");
+  EXPECT_EQ(renderWith("Hi {{name | default: \"friend\"}}!", {"Ann", ""}), "Hi Ann!");
+  EXPECT_EQ(renderWith("Hi {{ name|default:'a \\'b\\' \\\\ c' }}", {"", ""}), "Hi a 'b' \\ c");
+  EXPECT_EQ(renderWith("{{city | default: \"\"}}", {"", ""}), "");
+  EXPECT_EQ(renderWith("{{name | default: \"a|b\"}}", {"", ""}), "a|b");
+}
+
+TEST(TemplateDefaultTest, HtmlEscapingAppliesToValuesAndDefaultsNotToLiterals) {
+  EXPECT_EQ(renderWith("<b>{{name}}</b>", {"<Tom & \"Jerry\" 'x'>", ""}, Template::Escape::Html),
+            "<b>&lt;Tom &amp; &quot;Jerry&quot; &#39;x&#39;&gt;</b>");
+  EXPECT_EQ(renderWith("<p>{{name | default: \"A&B\"}}</p>", {"", ""}, Template::Escape::Html),
+            "<p>A&amp;B</p>");
+  EXPECT_EQ(renderWith("{{name}} & {{email}}", {"<x>", ""}), "<x> & ann@x.org");
+}
+
+TEST(TemplateDefaultTest, FilterSyntaxErrors) {
+  const struct {
+    std::string_view source;
+    std::string error;
+  } cases[] = {
+      {"{{name | upcase}}",
+       "unknown filter 'upcase' in 'name' (only 'default: \"text\"' is supported)"},
+      {"{{name | default \"x\"}}",
+       "expected ':' after 'default' in 'name' (write default: \"text\")"},
+      {"{{name | default: friend}}",
+       "the default of 'name' must be a quoted string, e.g. default: \"friend\""},
+      {"{{name | default: \"friend}}", "the default of 'name' has no closing quote"},
+      {"{{name | default: \"a\" b}}", "unexpected 'b' after the default of 'name'"},
+      {"{{ | default: \"a\"}}",
+       "invalid merge field name '' (use a letter or '_', then letters, digits, '_', '.', '-')"},
+  };
+  for (const auto& c : cases) {
+    std::string error;
+    std::size_t offset = 99;
+    EXPECT_FALSE(Template::compile(c.source, error, offset).has_value()) << c.source;
+    EXPECT_EQ(error, c.error) << c.source;
+    EXPECT_EQ(offset, 0u) << c.source;
+  }
+}
+
+}  // namespace
+}  // namespace salvo::campaigns
