@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <system_error>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -84,6 +85,9 @@ class Sink::Connection : public net::TcpHandler, public SinkSessionEvents {
   void sendReply(std::string_view bytes) override { tcp_->write(bytes); }
 
   bool onMessage(const SinkMessage& message, std::string& error) override {
+    if (sink_.options_.delayMs > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(sink_.options_.delayMs));
+    }
     if (!sink_.options_.maildir.empty() && !sink_.deliver(message, scratch_, error)) {
       return false;
     }

@@ -30,6 +30,9 @@ class Sink {
     std::vector<std::string> deferRcpt;     // RCPT address substrings answered 451
     std::string hostname = "salvo-sink";
     std::size_t maxMessageSize = 64 * 1024 * 1024;
+    // Stall this long before accepting each message. It blocks the sink's loop: a
+    // deliberately slow server, for head-of-line tests.
+    std::uint32_t delayMs = 0;
   };
 
   struct Stats {

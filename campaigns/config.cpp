@@ -135,6 +135,51 @@ const DurationKey kDeliveryDurations[] = {
      false},
 };
 
+// delivery.timeouts: one key per SMTP state.
+const DurationKey kSmtpTimeouts[] = {
+    {"greeting",
+     [](SalvoConfig& c, std::uint64_t ms) {
+       c.delivery.timeouts.greetingMs = static_cast<std::uint32_t>(ms);
+     },
+     false},
+    {"mail",
+     [](SalvoConfig& c, std::uint64_t ms) {
+       c.delivery.timeouts.mailMs = static_cast<std::uint32_t>(ms);
+     },
+     false},
+    {"rcpt",
+     [](SalvoConfig& c, std::uint64_t ms) {
+       c.delivery.timeouts.rcptMs = static_cast<std::uint32_t>(ms);
+     },
+     false},
+    {"data",
+     [](SalvoConfig& c, std::uint64_t ms) {
+       c.delivery.timeouts.dataMs = static_cast<std::uint32_t>(ms);
+     },
+     false},
+    {"data_block",
+     [](SalvoConfig& c, std::uint64_t ms) {
+       c.delivery.timeouts.dataBlockMs = static_cast<std::uint32_t>(ms);
+     },
+     false},
+    {"dot",
+     [](SalvoConfig& c, std::uint64_t ms) {
+       c.delivery.timeouts.dotMs = static_cast<std::uint32_t>(ms);
+     },
+     false},
+};
+
+constexpr const char* kTlsModeNames[] = {"none", "opportunistic", "required", "verify"};
+
+std::optional<TlsMode> parseTlsMode(std::string_view text) {
+  for (std::size_t i = 0; i < std::size(kTlsModeNames); ++i) {
+    if (text == kTlsModeNames[i]) {
+      return static_cast<TlsMode>(i);
+    }
+  }
+  return std::nullopt;
+}
+
 const DurationKey kRetryDurations[] = {
     {"first_delay",
      [](SalvoConfig& c, std::uint64_t ms) {
@@ -168,6 +213,9 @@ class ConfigLoader {
   void loadDns(const YamlFile::Entry& e, SalvoConfig& config);
   void loadDelivery(const YamlFile::Entry& e, SalvoConfig& config);
   void loadRetry(const YamlFile::Entry& e, SalvoConfig& config);
+  void loadTimeouts(const YamlFile::Entry& e, SalvoConfig& config);
+  // A 'tls' value: none, opportunistic, required or verify.
+  std::optional<TlsMode> loadTlsMode(const YamlFile::Entry& e);
   void loadRoutes(const YamlFile::Entry& e, SalvoConfig& config);
   void loadDuration(const YamlFile::Entry& e, const DurationKey& key, SalvoConfig& config);
 
@@ -330,7 +378,29 @@ void ConfigLoader::loadDelivery(const YamlFile::Entry& e, SalvoConfig& config) {
     known.push_back(k.key);
   }
   known.push_back("helo_name");
+  known.push_back("timeouts");
+  known.push_back("tls");
+  known.push_back("tls_ca_file");
   const auto fields = yaml_.readMap(e.value, known);
+  if (const auto it = fields.find("timeouts"); it != fields.end()) {
+    loadTimeouts(it->second, config);
+  }
+  if (const auto it = fields.find("tls"); it != fields.end()) {
+    if (auto mode = loadTlsMode(it->second)) {
+      config.delivery.tls = *mode;
+    }
+  }
+  if (const auto it = fields.find("tls_ca_file"); it != fields.end()) {
+    if (auto path = yaml_.scalar(it->second.value, "'tls_ca_file'")) {
+      std::error_code ec;
+      if (path->empty() || !std::filesystem::is_regular_file(*path, ec)) {
+        yaml_.error(yaml_.valuePosition(it->second.key, it->second.value),
+                    fmt::format("'tls_ca_file' {} is not a readable file", printable(*path)));
+      } else {
+        config.delivery.tlsCaFile = *path;
+      }
+    }
+  }
   for (const IntegerKey& k : kDeliveryIntegers) {
     const auto it = fields.find(k.key);
     if (it == fields.end()) {
@@ -365,6 +435,36 @@ void ConfigLoader::loadDelivery(const YamlFile::Entry& e, SalvoConfig& config) {
       config.delivery.heloName = canonical;
     }
   }
+}
+
+void ConfigLoader::loadTimeouts(const YamlFile::Entry& e, SalvoConfig& config) {
+  if (!isSection(e, "timeouts")) {
+    return;
+  }
+  std::vector<std::string_view> known;
+  for (const DurationKey& k : kSmtpTimeouts) {
+    known.push_back(k.key);
+  }
+  const auto fields = yaml_.readMap(e.value, known);
+  for (const DurationKey& k : kSmtpTimeouts) {
+    if (const auto it = fields.find(k.key); it != fields.end()) {
+      loadDuration(it->second, k, config);
+    }
+  }
+}
+
+std::optional<TlsMode> ConfigLoader::loadTlsMode(const YamlFile::Entry& e) {
+  auto text = yaml_.scalar(e.value, "'tls'");
+  if (!text) {
+    return std::nullopt;
+  }
+  auto mode = parseTlsMode(*text);
+  if (!mode) {
+    yaml_.error(yaml_.valuePosition(e.key, e.value),
+                fmt::format("'tls' must be none, opportunistic, required or verify (got '{}')",
+                            printable(*text)));
+  }
+  return mode;
 }
 
 void ConfigLoader::loadRetry(const YamlFile::Entry& e, SalvoConfig& config) {
@@ -404,7 +504,7 @@ void ConfigLoader::loadRoutes(const YamlFile::Entry& e, SalvoConfig& config) {
       yaml_.error(item, "a route must be a map {match: ..., host: ..., port: ...}");
       continue;
     }
-    const auto fields = yaml_.readMap(item, {"match", "host", "port"});
+    const auto fields = yaml_.readMap(item, {"match", "host", "port", "tls"});
     RouteConfig route;
     bool ok = true;
     const auto matchIt = fields.find("match");
@@ -467,6 +567,10 @@ void ConfigLoader::loadRoutes(const YamlFile::Entry& e, SalvoConfig& config) {
         route.port = *port;
       }
     }
+    if (const auto tlsIt = fields.find("tls"); tlsIt != fields.end()) {
+      route.tls = loadTlsMode(tlsIt->second);
+      ok = ok && route.tls.has_value();
+    }
     if (ok) {
       config.routes.push_back(std::move(route));
     }
@@ -474,6 +578,11 @@ void ConfigLoader::loadRoutes(const YamlFile::Entry& e, SalvoConfig& config) {
 }
 
 }  // namespace
+
+const char* tlsModeName(TlsMode mode) {
+  const auto i = static_cast<std::size_t>(mode);
+  return i < std::size(kTlsModeNames) ? kTlsModeNames[i] : "?";
+}
 
 std::optional<SalvoConfig> loadConfig(const std::string& path, Diagnostics& diags) {
   SalvoConfig config;

@@ -16,10 +16,30 @@ namespace salvo::campaigns {
 // routes: domain pattern -> fixed host:port (smarthost, test sink). First match wins.
 // Patterns: "*" (every domain), "*.example.com" (subdomains and example.com itself),
 // "example.com" (exactly).
+// When the delivery engine uses STARTTLS (see engine/smtp/session.h):
+//   none          never;
+//   opportunistic when the server offers it (a failed handshake retries in plaintext);
+//   required      always: a server without STARTTLS or a failed handshake defers;
+//   verify        required, and the certificate must chain to the system store (or
+//                 delivery.tls_ca_file) and match the host name (route host, MX host).
+enum class TlsMode { None, Opportunistic, Required, Verify };
+const char* tlsModeName(TlsMode mode);
+
 struct RouteConfig {
   std::string pattern;
   std::string host;
   std::uint16_t port = 25;
+  std::optional<TlsMode> tls;  // unset: delivery.tls
+};
+
+// Reply timeouts per SMTP state; defaults from RFC 5321 §4.5.3.2.
+struct SmtpTimeoutsConfig {
+  std::uint32_t greetingMs = 300'000;
+  std::uint32_t mailMs = 300'000;
+  std::uint32_t rcptMs = 300'000;
+  std::uint32_t dataMs = 120'000;       // the 354 to DATA
+  std::uint32_t dataBlockMs = 180'000;  // sending the message body
+  std::uint32_t dotMs = 600'000;        // the final reply after "."
 };
 
 struct DeliveryConfig {
@@ -31,6 +51,9 @@ struct DeliveryConfig {
   std::uint16_t mxPort = 25;         // port for MX delivery (tests override)
   std::uint32_t connectTimeoutMs = 30'000;
   std::uint32_t idleTimeoutMs = 5'000;  // close a connection with nothing to send
+  SmtpTimeoutsConfig timeouts;
+  TlsMode tls = TlsMode::Opportunistic;  // routes may override
+  std::string tlsCaFile;                 // extra trust anchors for 'verify' (PEM)
 };
 
 struct RetryConfig {

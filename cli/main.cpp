@@ -6,9 +6,13 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
+#include "bench/bench_command.h"
 #include "bench/sink.h"
 #include "bench/sink_main.h"
 #include "campaigns/campaign.h"
@@ -89,25 +93,52 @@ int cmdValidate(const std::string& configPath, const std::string& file) {
   return 0;
 }
 
+int runControl(const salvo::campaigns::SalvoConfig& config, const std::string& op,
+               std::vector<std::string> args) {
+  salvo::queue::ControlRequest request;
+  request.op = op;
+  request.args = std::move(args);
+  auto reply = salvo::engine::runCommand(config.dataDir, std::move(request), wallClockMs);
+  std::fputs(reply.out.c_str(), stdout);
+  std::fputs(reply.err.c_str(), stderr);
+  return reply.exitCode;
+}
+
 int cmdSubmit(const std::string& configPath, const std::string& file) {
   salvo::campaigns::SalvoConfig config;
   if (int rc = loadConfig(configPath, config)) {
     return rc;
   }
-  int rc = 0;
-  auto store = openStore(config, false, rc);
-  if (!store) {
+  // Absolute: a running daemon may apply the submit from another working directory.
+  std::error_code ec;
+  auto path = std::filesystem::absolute(file, ec);
+  return runControl(config, "submit", {ec ? file : path.string()});
+}
+
+// pause, resume, cancel, purge: see engine/submitter.h (through the daemon when one runs).
+int cmdControl(const std::string& configPath, const std::string& op, const std::string& name) {
+  salvo::campaigns::SalvoConfig config;
+  if (int rc = loadConfig(configPath, config)) {
     return rc;
   }
-  auto result = salvo::engine::submitCampaign(file, *store, wallClockMs());
-  if (result.exitCode != 0) {
-    printDiagnostics(result.diagnostics);
-    fmt::print(stderr, "salvo: submit failed; nothing was queued\n");
-    return result.exitCode;
+  return runControl(config, op, {name});
+}
+
+// suppress add|remove|list|import: see engine/submitter.h.
+int cmdSuppress(const std::string& configPath, const std::string& op,
+                std::vector<std::string> args) {
+  salvo::campaigns::SalvoConfig config;
+  if (int rc = loadConfig(configPath, config)) {
+    return rc;
   }
-  fmt::print("submitted campaign '{}' (#{}): {} recipient(s) queued\n", result.campaignId,
-             result.campaignNumber, result.recipients);
-  return 0;
+  if (op == "suppress-import") {
+    std::error_code ec;
+    auto path = std::filesystem::absolute(args[0], ec);
+    if (!ec) {
+      args[0] = path.string();
+    }
+  }
+  return runControl(config, op, std::move(args));
 }
 
 int cmdRun(const std::string& configPath, bool untilIdle, bool verbose) {
@@ -138,6 +169,8 @@ int cmdRun(const std::string& configPath, bool untilIdle, bool verbose) {
   salvo::engine::DispatcherOptions options;
   options.untilIdle = untilIdle;
   salvo::engine::Dispatcher dispatcher(config, *store, &metrics, options);
+  // Applies `salvo submit|pause|resume|cancel` issued while this daemon holds the store.
+  salvo::engine::ControlServer control(*store, config.dataDir, wallClockMs);
   rc = dispatcher.run();
   const auto& s = dispatcher.summary();
   fmt::print("salvo run: {} delivered, {} deferred, {} bounced, {} expired ({} commit batches)\n",
@@ -180,7 +213,8 @@ int cmdStatus(const std::string& configPath, const std::string& only, bool json)
                      {"expired", n.expired},
                      {"cancelled", n.cancelled},
                      {"attempts", n.attempts},
-                     {"deferrals", n.deferrals}});
+                     {"deferrals", n.deferrals},
+                     {"suppressed", n.suppressed}});
     } else {
       fmt::print("{:<24} {:>8} {:>10} {:>9} {:>10} {:>9} {:>8} {:>8}\n", c.name,
                  salvo::queue::campaignStateName(c.state), n.queued, n.inFlight, n.delivered,
@@ -235,9 +269,56 @@ int main(int argc, char** argv) {
   sink->add_option("--defer-rcpt", sinkOptions.deferRcpt,
                    "answer 451 to recipients containing this text (repeatable)");
   sink->add_option("--stats-json", statsJson, "write the final counts here as JSON");
+  sink->add_option("--delay-ms", sinkOptions.delayMs,
+                   "stall this long before accepting each message (a slow server)");
+
+  salvo::bench::BenchOptions benchOptions;
+  auto* bench = app.add_subcommand("bench", "measure delivery throughput against a local sink");
+  bench->add_option("--recipients", benchOptions.recipients, "recipients to send")
+      ->capture_default_str();
+  bench->add_option("--domains", benchOptions.domains, "recipient domains")->capture_default_str();
+  bench->add_option("--size", benchOptions.size, "approximate message size in octets")
+      ->capture_default_str();
+  bench->add_option("--target", benchOptions.target,
+                    "HOST:PORT of an SMTP server (default: own sink)");
+  bench->add_option("--threads", benchOptions.threads, "delivery loops (0 = one per core)");
+  bench->add_option("--connections", benchOptions.connections, "connections per destination")
+      ->capture_default_str();
+  bench->add_option("--keep", benchOptions.keepDir, "work in this directory and keep it");
+  bench->add_flag("--json", benchOptions.json, "machine-readable report");
+
+  std::string campaignName;
+  auto* pause = app.add_subcommand("pause", "stop handing out a campaign's jobs");
+  auto* resume = app.add_subcommand("resume", "hand out a paused campaign's jobs again");
+  auto* cancel = app.add_subcommand("cancel", "cancel every job of a campaign not yet sent");
+  auto* purge =
+      app.add_subcommand("purge", "drop the job data of a finished campaign, keep its counters");
+  for (auto* sub : {pause, resume, cancel, purge}) {
+    sub->add_option("campaign", campaignName, "campaign id")->required();
+    sub->add_option("--config", configPath, "configuration file");
+  }
+
+  auto* suppress =
+      app.add_subcommand("suppress", "the suppression list: add, remove, list, import");
+  suppress->require_subcommand(1);
+  std::string suppressAddress;
+  std::string suppressReason;
+  std::string suppressFile;
+  auto* suppressAdd = suppress->add_subcommand("add", "never send to this address");
+  suppressAdd->add_option("address", suppressAddress, "email address")->required();
+  suppressAdd->add_option("reason", suppressReason, "why (default: manual)");
+  auto* suppressRemove = suppress->add_subcommand("remove", "send to this address again");
+  suppressRemove->add_option("address", suppressAddress, "email address")->required();
+  auto* suppressList = suppress->add_subcommand("list", "print address, time added (ms), reason");
+  auto* suppressImport =
+      suppress->add_subcommand("import", "add every address[,reason] line of a file");
+  suppressImport->add_option("file", suppressFile, "file to import")->required();
+  for (auto* sub : {suppress, suppressAdd, suppressRemove, suppressList, suppressImport}) {
+    sub->add_option("--config", configPath, "configuration file");
+  }
 
   // Options may come before or after the subcommand.
-  for (auto* sub : {validate, submit, run, status, sink}) {
+  for (auto* sub : {validate, submit, run, status, sink, bench}) {
     sub->add_option("--config", configPath, "configuration file");
   }
 
@@ -260,8 +341,32 @@ int main(int argc, char** argv) {
   if (*status) {
     return cmdStatus(configPath, only, json);
   }
+  if (*bench) {
+    return salvo::bench::runBench(benchOptions, std::cout, std::cerr);
+  }
   if (*sink) {
     return salvo::bench::runSinkCommand(sinkOptions, statsJson);
+  }
+  if (*suppressAdd) {
+    std::vector<std::string> args{suppressAddress};
+    if (!suppressReason.empty()) {
+      args.push_back(suppressReason);
+    }
+    return cmdSuppress(configPath, "suppress-add", std::move(args));
+  }
+  if (*suppressRemove) {
+    return cmdSuppress(configPath, "suppress-remove", {suppressAddress});
+  }
+  if (*suppressList) {
+    return cmdSuppress(configPath, "suppress-list", {});
+  }
+  if (*suppressImport) {
+    return cmdSuppress(configPath, "suppress-import", {suppressFile});
+  }
+  for (auto* sub : {pause, resume, cancel, purge}) {
+    if (*sub) {
+      return cmdControl(configPath, sub->get_name(), campaignName);
+    }
   }
   return salvo::campaigns::kExitUsage;
 }

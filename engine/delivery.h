@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "campaigns/campaign.h"
+#include "campaigns/config.h"
 #include "engine/net/address.h"
+#include "engine/net/tls.h"
 #include "engine/smtp/session.h"
 #include "queue/job.h"
 
@@ -26,6 +28,7 @@ struct DeliveryResult {
   smtp::Disposition disposition = smtp::Disposition::Deferred;
   smtp::FailureScope scope = smtp::FailureScope::None;
   std::string reply;  // one line: the deciding reply's summary, or the error
+  bool tls = false;   // the attempt ran over TLS (STARTTLS)
 };
 
 // Where a destination's mail goes, resolved to addresses (MX hosts in preference order).
@@ -33,6 +36,10 @@ struct DestinationSpec {
   std::string key;    // "route:host:port" or "mx:host1,host2"
   std::string label;  // for logs
   std::vector<net::Endpoint> endpoints;
+  // The host name each endpoint was resolved from (MX host or route host), parallel to
+  // `endpoints`: the TLS server name (SNI) and the name `verify` checks.
+  std::vector<std::string> hostNames;
+  smtp::TlsPolicy tls = smtp::TlsPolicy::Opportunistic;
 };
 
 // Limits and identity every connection of every destination uses.
@@ -42,7 +49,18 @@ struct DeliverySettings {
   int messagesPerConnection = 1000;
   std::uint64_t connectTimeoutMs = 30'000;
   std::uint64_t idleTimeoutMs = 5'000;
+  // The one TLS client context every connection shares; null when it could not be built
+  // (tlsContextError says why): then TLS is skipped where optional and defers where not.
+  std::shared_ptr<net::TlsContext> tlsContext;
+  std::string tlsContextError;
 };
+
+// Fills `settings` from the configuration's delivery section: per-state timeouts, the
+// TLS context (system store plus delivery.tls_ca_file).
+void applyDeliveryConfig(const campaigns::DeliveryConfig& config, DeliverySettings& settings);
+
+// The session's TLS policy for a configured mode.
+smtp::TlsPolicy tlsPolicyFor(campaigns::TlsMode mode);
 
 // Implemented by the dispatcher; called from delivery loop threads.
 class ResultSink {

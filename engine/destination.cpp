@@ -8,7 +8,11 @@ namespace salvo::engine {
 
 Destination::Destination(net::EventLoop& loop, std::shared_ptr<const DestinationSpec> spec,
                          const DeliverySettings& settings, ResultSink& results)
-    : loop_(loop), spec_(std::move(spec)), settings_(settings), results_(results) {}
+    : loop_(loop),
+      spec_(std::move(spec)),
+      settings_(settings),
+      results_(results),
+      endpointFailed_(spec_->endpoints.size(), false) {}
 
 Destination::~Destination() = default;
 
@@ -58,16 +62,41 @@ void Destination::pump() {
 }
 
 void Destination::openConnection() {
-  const auto& endpoint = spec_->endpoints[nextEndpoint_ % spec_->endpoints.size()];
-  auto connection = std::make_unique<SmtpConnection>(loop_, endpoint, settings_, *this);
+  const auto firstWorking = std::find(endpointFailed_.begin(), endpointFailed_.end(), false);
+  const std::size_t i = firstWorking == endpointFailed_.end()
+                            ? 0
+                            : static_cast<std::size_t>(firstWorking - endpointFailed_.begin());
+  const auto& endpoint = spec_->endpoints[i];
+  std::string hostName = i < spec_->hostNames.size() ? spec_->hostNames[i] : std::string();
+  smtp::TlsPolicy tls = spec_->tls;
+  if (plaintextOnly_ && tls == smtp::TlsPolicy::Opportunistic) {
+    tls = smtp::TlsPolicy::Disabled;
+  }
+  auto connection =
+      std::make_unique<SmtpConnection>(loop_, endpoint, std::move(hostName), tls, settings_, *this);
   SmtpConnection* raw = connection.get();
   connections_.push_back(std::move(connection));
   results_.connectionOpened();
   raw->start();
 }
 
+std::size_t Destination::endpointIndex(const SmtpConnection& connection) const {
+  for (std::size_t i = 0; i < spec_->endpoints.size(); ++i) {
+    if (spec_->endpoints[i].str() == connection.endpoint().str()) {
+      return i;
+    }
+  }
+  return spec_->endpoints.size();
+}
+
 void Destination::connectionReady(SmtpConnection& connection) {
-  consecutiveFailures_ = 0;
+  // The endpoint works again (rare: only look it up when some endpoint is marked).
+  if (std::find(endpointFailed_.begin(), endpointFailed_.end(), true) != endpointFailed_.end()) {
+    const std::size_t i = endpointIndex(connection);
+    if (i < endpointFailed_.size()) {
+      endpointFailed_[i] = false;
+    }
+  }
   if (pending_.empty()) {
     if (shuttingDown_ && connection.idle()) {
       connection.quit();
@@ -79,6 +108,13 @@ void Destination::connectionReady(SmtpConnection& connection) {
 
 void Destination::jobDone(DeliveryResult&& result) {
   results_.deliveryDone(std::move(result));
+}
+
+void Destination::jobReturned(DeliveryJob&& job) {
+  if (shuttingDown_) {
+    return;  // like shutdown()'s pending jobs: still leased, back in the queue on restart
+  }
+  pending_.push_front(std::move(job));
 }
 
 void Destination::connectionFinished(SmtpConnection& connection, const std::string& error,
@@ -97,15 +133,29 @@ void Destination::connectionFinished(SmtpConnection& connection, const std::stri
   if (!error.empty()) {
     log(LogLevel::Warn, "{} via {}: {}", spec_->label, connection.endpoint().str(), error);
   }
+  if (connection.tlsFailed() && spec_->tls == smtp::TlsPolicy::Opportunistic) {
+    // Its jobs came back through jobReturned(): retry them at once without TLS.
+    log(LogLevel::Info, "{}: TLS handshake failed; retrying without TLS", spec_->label);
+    plaintextOnly_ = true;
+    if (!shuttingDown_) {
+      pump();
+    }
+    if (drained() && onDrained) {
+      onDrained();
+    }
+    return;
+  }
   bool siteFailure = !connection.everReady() && !error.empty() &&
                      (scope == smtp::FailureScope::Site || scope == smtp::FailureScope::Connection);
   if (siteFailure) {
-    // Fail over to the next endpoint; when every endpoint failed in a row, give the jobs
-    // back to the retry schedule rather than spinning on a dead site.
-    ++consecutiveFailures_;
-    ++nextEndpoint_;
-    if (consecutiveFailures_ >= spec_->endpoints.size() && connections_.empty()) {
-      consecutiveFailures_ = 0;
+    // Fail over to the next endpoint; when every endpoint has failed, give the jobs back
+    // to the retry schedule rather than spinning on a dead site.
+    const std::size_t i = endpointIndex(connection);
+    if (i < endpointFailed_.size()) {
+      endpointFailed_[i] = true;
+    }
+    if (std::find(endpointFailed_.begin(), endpointFailed_.end(), false) == endpointFailed_.end()) {
+      endpointFailed_.assign(endpointFailed_.size(), false);
       failPending(error);
     }
   }

@@ -2,8 +2,15 @@
 // Contract: lives on the loop thread it was created on and needs no locks. It opens
 // connections as demand and the connection limit allow, hands each ready connection the
 // next job, fails over to the next endpoint (next MX host) when a connection cannot be
-// established, and when every endpoint has failed defers what it holds (site scope) so
-// the jobs come back on the retry schedule. Throttles come in a later issue.
+// established or the server refuses it at the greeting (421, RFC 5321 §3.8), and when
+// every endpoint has failed defers what it holds (site scope) so the jobs come back on
+// the retry schedule. New connections always go to the most preferred endpoint that has
+// not failed. Throttles come in a later issue.
+// TLS: connections use the spec's policy. Under opportunistic TLS a failed handshake
+// makes the destination retry its jobs at once over plaintext, as Postfix does at its
+// "may" level (smtp_tls_security_level=may: a failed handshake is retried with TLS
+// disabled); that holds for this Destination's lifetime. Under required/verify a failed
+// handshake counts as a failed endpoint and the jobs are deferred.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +40,7 @@ class Destination : public ConnectionOwner {
 
   void connectionReady(SmtpConnection& connection) override;
   void jobDone(DeliveryResult&& result) override;
+  void jobReturned(DeliveryJob&& job) override;
   void connectionFinished(SmtpConnection& connection, const std::string& error,
                           smtp::FailureScope scope) override;
 
@@ -43,6 +51,8 @@ class Destination : public ConnectionOwner {
   void pump();
   void openConnection();
   void failPending(const std::string& error);
+  // The index of the connection's endpoint in spec_->endpoints (size() when not found).
+  std::size_t endpointIndex(const SmtpConnection& connection) const;
 
   net::EventLoop& loop_;
   std::shared_ptr<const DestinationSpec> spec_;
@@ -50,8 +60,10 @@ class Destination : public ConnectionOwner {
   ResultSink& results_;
   std::deque<DeliveryJob> pending_;
   std::vector<std::unique_ptr<SmtpConnection>> connections_;
-  std::size_t nextEndpoint_ = 0;
-  std::size_t consecutiveFailures_ = 0;
+  // Endpoints (in MX preference order) that failed at the site level since they last
+  // worked: new connections go to the first endpoint not marked.
+  std::vector<bool> endpointFailed_;
+  bool plaintextOnly_ = false;  // an opportunistic handshake failed here
   bool shuttingDown_ = false;
   bool pumping_ = false;
 };

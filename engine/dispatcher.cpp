@@ -7,6 +7,7 @@
 #include <csignal>
 #include <thread>
 
+#include "engine/dns/cache.h"
 #include "engine/log.h"
 
 namespace salvo::engine {
@@ -16,6 +17,11 @@ namespace {
 constexpr std::size_t kTakeBatch = 2000;        // jobs per takeDue call
 constexpr std::uint64_t kPumpIntervalMs = 100;  // look for newly due jobs this often
 constexpr std::uint64_t kGaugeIntervalMs = 1000;
+constexpr std::int64_t kReleaseDelayMs = 1000;  // a job handed back is due again after this
+// Jobs one destination may hold per connection it may open: enough to keep every
+// connection's pipeline fed between two pumps.
+constexpr std::int64_t kJobsPerConnection = 128;
+constexpr std::int64_t kMinPerDestination = 256;
 constexpr std::int64_t kMinDnsTtlMs = 60'000;
 constexpr std::int64_t kMaxDnsTtlMs = 3'600'000;
 
@@ -60,6 +66,11 @@ Dispatcher::Dispatcher(const campaigns::SalvoConfig& config, queue::JobStore& st
   settings_.messagesPerConnection = std::max(1, d.messagesPerConnection);
   settings_.connectTimeoutMs = d.connectTimeoutMs;
   settings_.idleTimeoutMs = d.idleTimeoutMs;
+  perDestinationCap_ = std::max(kMinPerDestination, kJobsPerConnection * settings_.maxConnections);
+  applyDeliveryConfig(d, settings_);
+  if (!settings_.tlsContext) {
+    log(LogLevel::Error, "TLS disabled: {}", settings_.tlsContextError);
+  }
 }
 
 Dispatcher::~Dispatcher() {
@@ -83,6 +94,10 @@ int Dispatcher::run() {
     log(LogLevel::Error, "DNS resolver: {}", error);
     return 78;
   }
+  // MX and address answers (negative ones too) are cached for their TTL; equal MX
+  // preferences come back shuffled.
+  resolver_ = std::make_unique<dns::CachingResolver>(control_, std::move(resolver_),
+                                                     [this] { return now(); });
 
   int threads = config_.delivery.threads > 0
                     ? config_.delivery.threads
@@ -92,11 +107,13 @@ int Dispatcher::run() {
     workers_.back()->start();
   }
   writer_ = std::make_unique<queue::OutcomeWriter>(
-      store_, [this](std::vector<queue::Outcome>&& outcomes, const queue::Status& status) {
+      store_,
+      [this](std::vector<queue::Outcome>&& outcomes, const queue::Status& status) {
         // Writer thread: hand the committed batch back to the control loop.
         auto shared = std::make_shared<std::vector<queue::Outcome>>(std::move(outcomes));
         control_.post([this, shared, status] { committed(std::move(*shared), status); });
-      });
+      },
+      options_.groupCommit);
 
   pumpTimer_ = std::make_unique<net::Timer>(control_);
   gaugeTimer_ = std::make_unique<net::Timer>(control_);
@@ -146,7 +163,8 @@ void Dispatcher::pump() {
     return;
   }
   if (leased.empty()) {
-    if (options_.untilIdle && inFlight_ == 0) {
+    // Jobs handed back by the head-of-line limit are due again shortly: not idle yet.
+    if (options_.untilIdle && inFlight_ == 0 && now() >= handedBackDueMs_) {
       log(LogLevel::Info, "salvo run: idle (nothing due, nothing in flight)");
       beginShutdown();
     }
@@ -154,10 +172,37 @@ void Dispatcher::pump() {
   }
   inFlight_ += static_cast<std::int64_t>(leased.size());
   std::unordered_map<std::string, std::vector<DeliveryJob>> batches;
+  std::vector<queue::Outcome> handBack;
+  std::int64_t t = now();
   for (auto& l : leased) {
     if (l.record.state == queue::JobState::Deferred) {
       ++leasedDeferred_;
     }
+    // The suppression list may have grown since submit: check again before sending.
+    if (auto s = store_.suppressed(l.record.recipient)) {
+      queue::Outcome o;
+      o.id = l.id;
+      o.previous = l.record.state;
+      o.record = std::move(l.record);
+      o.record.state = queue::JobState::Suppressed;
+      o.record.lastReply = "suppressed: " + s->reason;
+      o.attempted = false;
+      handBack.push_back(std::move(o));
+      continue;
+    }
+    auto& held = perDestination_[destinationName(l.record.recipient)];
+    if (held >= perDestinationCap_) {
+      handedBackDueMs_ = t + kReleaseDelayMs;
+      queue::Outcome o;
+      o.id = l.id;
+      o.previous = l.record.state;
+      o.record = std::move(l.record);
+      o.record.dueMs = t + kReleaseDelayMs;
+      o.attempted = false;
+      handBack.push_back(std::move(o));
+      continue;
+    }
+    ++held;
     std::string error;
     auto campaign = campaignFor(l.id.campaign, error);
     DeliveryJob job{l.id, std::move(l.record), campaign};
@@ -170,7 +215,13 @@ void Dispatcher::pump() {
   for (auto& [name, jobs] : batches) {
     dispatch(resolved_[name].spec, std::move(jobs));
   }
-  if (leased.size() == kTakeBatch) {
+  bool handedOut = handBack.size() < leased.size();
+  if (!handBack.empty()) {
+    writer_->push(std::move(handBack));
+  }
+  // Only when this batch fed some destination: a batch handed back entirely would make
+  // the next scan find the same saturated destination again.
+  if (leased.size() == kTakeBatch && handedOut) {
     // More may be due right now: keep the pipeline full without waiting for the timer.
     control_.post([this] { pump(); });
   }
@@ -197,16 +248,20 @@ std::shared_ptr<const campaigns::Campaign> Dispatcher::campaignFor(std::uint32_t
   return campaign;
 }
 
+std::string Dispatcher::destinationName(const std::string& recipient) const {
+  std::string domain = domainOf(recipient);
+  const campaigns::RouteConfig* r = routes_.match(domain);
+  if (r != nullptr) {
+    return "route:" + r->host + ":" + std::to_string(r->port);
+  }
+  return domain;
+}
+
 void Dispatcher::route(DeliveryJob&& job,
                        std::unordered_map<std::string, std::vector<DeliveryJob>>& batches) {
   std::string domain = domainOf(job.record.recipient);
-  std::string name;
+  std::string name = destinationName(job.record.recipient);
   const campaigns::RouteConfig* r = routes_.match(domain);
-  if (r != nullptr) {
-    name = "route:" + r->host + ":" + std::to_string(r->port);
-  } else {
-    name = domain;
-  }
   auto it = resolved_.find(name);
   if (it != resolved_.end() && it->second.expiresMs > now()) {
     batches[name].push_back(std::move(job));
@@ -225,7 +280,9 @@ void Dispatcher::route(DeliveryJob&& job,
 
 void Dispatcher::resolveRoute(const std::string& key, const campaigns::RouteConfig& route) {
   resolver_->resolveAddresses(
-      route.host, route.port, [this, key, host = route.host](dns::AddressAnswer answer) {
+      route.host, route.port,
+      [this, key, host = route.host,
+       tls = tlsPolicyFor(route.tls.value_or(config_.delivery.tls))](dns::AddressAnswer answer) {
         if (answer.rcode != dns::Rcode::Ok || answer.endpoints.empty()) {
           destinationFailed(
               key, smtp::Disposition::Deferred,
@@ -237,6 +294,8 @@ void Dispatcher::resolveRoute(const std::string& key, const campaigns::RouteConf
         spec->key = key;
         spec->label = key;
         spec->endpoints = std::move(answer.endpoints);
+        spec->hostNames.assign(spec->endpoints.size(), host);
+        spec->tls = tls;
         // A route's address is configuration: keep it for the whole run.
         destinationResolved(key, spec, kMaxDnsTtlMs * 24);
       });
@@ -293,9 +352,11 @@ void Dispatcher::resolveDomain(const std::string& domain) {
                                       spec->key += (h ? "," : "") + hosts[h];
                                       for (auto& e : gather->perHost[h]) {
                                         spec->endpoints.push_back(e);
+                                        spec->hostNames.push_back(hosts[h]);
                                       }
                                     }
                                     spec->label = domain + " (" + spec->key + ")";
+                                    spec->tls = tlsPolicyFor(config_.delivery.tls);
                                     if (spec->endpoints.empty()) {
                                       destinationFailed(
                                           domain, smtp::Disposition::Deferred,
@@ -389,6 +450,10 @@ void Dispatcher::drainResults() {
   std::vector<queue::Outcome> outcomes;
   outcomes.reserve(results.size());
   for (auto& r : results) {
+    auto held = perDestination_.find(destinationName(r.job.record.recipient));
+    if (held != perDestination_.end() && --held->second <= 0) {
+      perDestination_.erase(held);
+    }
     queue::Outcome o;
     o.id = r.job.id;
     o.previous = r.job.record.state;
@@ -431,6 +496,9 @@ void Dispatcher::committed(std::vector<queue::Outcome>&& outcomes, const queue::
   for (const auto& o : outcomes) {
     if (o.previous == queue::JobState::Deferred) {
       --leasedDeferred_;
+    }
+    if (!o.attempted) {
+      continue;  // handed back by the head-of-line limit
     }
     switch (o.record.state) {
       case queue::JobState::Delivered:

@@ -36,6 +36,8 @@ struct DispatcherOptions {
   std::function<std::unique_ptr<dns::Resolver>(net::EventLoop&, std::string& error)> resolver;
   // How long a graceful stop waits for busy connections before giving up.
   std::uint64_t stopGraceMs = 10'000;
+  // Outcome group commit: one synced batch per maxBatch outcomes or maxDelayMs.
+  queue::GroupCommit groupCommit;
 };
 
 struct RunSummary {
@@ -113,6 +115,15 @@ class Dispatcher : public ResultSink {
 
   std::mutex resultsMutex_;
   std::vector<DeliveryResult> results_;  // from delivery loops, drained on the control loop
+
+  // Head-of-line protection: jobs handed to each destination name (route or domain) and
+  // not yet finished. A destination at its cap gets no more; its further due jobs are
+  // handed back to the queue unattempted, due again after a short delay, so one slow
+  // destination holding most due jobs cannot fill the in-flight window.
+  std::string destinationName(const std::string& recipient) const;
+  std::unordered_map<std::string, std::int64_t> perDestination_;
+  std::int64_t perDestinationCap_ = 0;
+  std::int64_t handedBackDueMs_ = 0;  // when the last jobs handed back are due again
 
   std::int64_t inFlight_ = 0;        // leased and not yet committed
   std::int64_t leasedDeferred_ = 0;  // of those, how many were leased from state Deferred

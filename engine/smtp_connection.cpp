@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include <fmt/format.h>
+
 #include "engine/log.h"
 #include "engine/smtp/body.h"
 
@@ -18,13 +20,25 @@ std::int64_t wallClockMs() {
 }  // namespace
 
 SmtpConnection::SmtpConnection(net::EventLoop& loop, const net::Endpoint& endpoint,
+                               std::string hostName, smtp::TlsPolicy tls,
                                const DeliverySettings& settings, ConnectionOwner& owner)
     : loop_(loop),
       endpoint_(endpoint),
+      hostName_(std::move(hostName)),
+      tlsPolicy_(tls),
       settings_(settings),
       owner_(owner),
-      session_(settings.session, *this),
+      session_(sessionConfig(tls), *this),
       timer_(loop) {}
+
+smtp::SessionConfig SmtpConnection::sessionConfig(smtp::TlsPolicy tls) const {
+  smtp::SessionConfig config = settings_.session;
+  config.tls = tls;
+  if (tls == smtp::TlsPolicy::Opportunistic && !settings_.tlsContext) {
+    config.tls = smtp::TlsPolicy::Disabled;  // no context: plaintext is all we can do
+  }
+  return config;
+}
 
 SmtpConnection::~SmtpConnection() = default;
 
@@ -81,7 +95,13 @@ void SmtpConnection::armTimer() {
     timer_.start(settings_.idleTimeoutMs, 0, [this] { quit(); });
     return;
   }
-  auto ms = static_cast<std::uint64_t>(session_.timeout().count());
+  const auto ms = static_cast<std::uint64_t>(session_.timeout().count());
+  if (ms == 0) {
+    // Connecting: no reply is awaited yet and the TcpConnection's connect timeout applies
+    // (a 0 ms timer here would fail a connection that jobs were queued on while connecting).
+    timer_.stop();
+    return;
+  }
   timer_.start(ms, 0, [this] { session_.onTimeout(); });
 }
 
@@ -95,18 +115,95 @@ void SmtpConnection::onConnect(const std::string& error) {
 }
 
 void SmtpConnection::onData(std::string_view bytes) {
-  session_.onBytes(bytes);
+  if (tls_) {
+    onTlsBytes(bytes);
+  } else {
+    session_.onBytes(bytes);
+  }
   armTimer();
 }
 
+void SmtpConnection::onTlsBytes(std::string_view bytes) {
+  plainIn_.clear();
+  cipherOut_.clear();
+  const bool wasEstablished = tls_->established();
+  const auto result = tls_->feed(bytes, plainIn_, cipherOut_);
+  writeCipher();
+  switch (result) {
+    case net::TlsClient::Result::Failed:
+      if (wasEstablished) {
+        session_.onDisconnected("TLS: " + tls_->error());
+      } else {
+        failTls(tls_->error());
+      }
+      return;
+    case net::TlsClient::Result::Established:
+      trace(fmt::format("TLS: {}", tls_->description()));
+      session_.onTlsEstablished();
+      break;
+    case net::TlsClient::Result::Closed:
+      session_.onDisconnected("the server closed the TLS session");
+      return;
+    case net::TlsClient::Result::Ok:
+      break;
+  }
+  if (!plainIn_.empty() && !finished_) {
+    std::string plain;
+    plain.swap(plainIn_);  // the session may cause sends that reuse the scratch buffers
+    session_.onBytes(plain);
+  }
+}
+
+void SmtpConnection::writeCipher() {
+  if (tcp_ && !cipherOut_.empty()) {
+    tcp_->write(cipherOut_);
+  }
+  cipherOut_.clear();
+}
+
+void SmtpConnection::failTls(const std::string& error) {
+  tlsFailed_ = true;
+  session_.onTlsFailed(error);
+}
+
+void SmtpConnection::startTls() {
+  if (!settings_.tlsContext) {
+    failTls("no TLS context: " + settings_.tlsContextError);
+    return;
+  }
+  tls_ = std::make_unique<net::TlsClient>(*settings_.tlsContext, hostName_,
+                                          tlsPolicy_ == smtp::TlsPolicy::Verify);
+  cipherOut_.clear();
+  const auto result = tls_->start(cipherOut_);
+  writeCipher();
+  if (result == net::TlsClient::Result::Failed) {
+    failTls(tls_->error());
+  }
+}
+
 void SmtpConnection::onClosed(const std::string& error) {
+  if (tls_ && !tls_->established()) {
+    failTls(error.empty() ? "connection closed by peer" : error);
+    return;
+  }
   session_.onDisconnected(error.empty() ? "connection closed by peer" : error);
 }
 
 void SmtpConnection::send(std::string_view bytes) {
-  if (tcp_) {
-    tcp_->write(bytes);
+  if (!tcp_) {
+    return;
   }
+  if (!tls_) {
+    tcp_->write(bytes);
+    return;
+  }
+  cipherOut_.clear();
+  if (tls_->write(bytes, cipherOut_) == net::TlsClient::Result::Failed) {
+    cipherOut_.clear();
+    session_.onDisconnected("TLS: " + tls_->error());  // allowed from inside send()
+    return;
+  }
+  writeCipher();
 }
 
 void SmtpConnection::transactionDone(smtp::TransactionResult&& result) {
@@ -115,8 +212,19 @@ void SmtpConnection::transactionDone(smtp::TransactionResult&& result) {
     log(LogLevel::Error, "{}: result for an unknown transaction; dropping", endpoint_.str());
     return;
   }
+  const bool siteOrConnection =
+      result.scope == smtp::FailureScope::Site || result.scope == smtp::FailureScope::Connection;
+  if (!result.attempted && siteOrConnection && result.disposition == smtp::Disposition::Deferred) {
+    // Nothing was sent for it (the connection failed, the greeting was 421, TLS failed...):
+    // the owner retries it at once on another connection, the next MX host, or without
+    // TLS after a failed opportunistic handshake.
+    DeliveryJob job = std::move(jobs_.front());
+    jobs_.pop_front();
+    owner_.jobReturned(std::move(job));
+    return;
+  }
   DeliveryResult done{std::move(jobs_.front()), result.disposition, result.scope,
-                      result.reply.code != 0 ? result.reply.summary() : std::string()};
+                      result.reply.code != 0 ? result.reply.summary() : std::string(), result.tls};
   jobs_.pop_front();
   if (!result.detail.empty()) {
     done.reply = done.reply.empty() ? result.detail : done.reply + " (" + result.detail + ")";

@@ -2,7 +2,10 @@
 // Contract: glue only — bytes between the socket and the session, the reply timer from
 // the session's per-state timeout, and rendering each job just before it is submitted
 // (template + variables -> message -> encodeBody). Policy (how many connections, which
-// endpoint, what to do on failure) belongs to Destination.
+// endpoint, what to do on failure) belongs to Destination. After the session's
+// startTls() the byte stream runs through a net::TlsClient (memory BIOs): ciphertext from
+// the socket goes to TLS and the plaintext to the session; nothing the server sent before
+// the handshake completed reaches the session.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +28,9 @@ class ConnectionOwner {
   // The session is ready for another job.
   virtual void connectionReady(SmtpConnection& connection) = 0;
   virtual void jobDone(DeliveryResult&& result) = 0;
+  // A job the connection gives back unsent: the session failed (site or connection scope)
+  // before any command of it went out. The owner retries it elsewhere or defers it.
+  virtual void jobReturned(DeliveryJob&& job) = 0;
   // The connection is over; `delivered` counts the messages it delivered. The owner
   // destroys it later (never inside this call).
   virtual void connectionFinished(SmtpConnection& connection, const std::string& error,
@@ -33,8 +39,9 @@ class ConnectionOwner {
 
 class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
  public:
-  SmtpConnection(net::EventLoop& loop, const net::Endpoint& endpoint,
-                 const DeliverySettings& settings, ConnectionOwner& owner);
+  // `hostName` is the TLS server name; `tls` the session's STARTTLS policy.
+  SmtpConnection(net::EventLoop& loop, const net::Endpoint& endpoint, std::string hostName,
+                 smtp::TlsPolicy tls, const DeliverySettings& settings, ConnectionOwner& owner);
   ~SmtpConnection() override;
 
   void start();
@@ -46,6 +53,8 @@ class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
   const net::Endpoint& endpoint() const { return endpoint_; }
   std::size_t submitted() const { return submitted_; }
   bool everReady() const { return everReady_; }
+  // The TLS handshake failed (or could not start).
+  bool tlsFailed() const { return tlsFailed_; }
 
   // net::TcpHandler
   void onConnect(const std::string& error) override;
@@ -55,24 +64,35 @@ class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
   void send(std::string_view bytes) override;
   void transactionDone(smtp::TransactionResult&& result) override;
   void ready() override;
+  void startTls() override;
   void finished(const std::string& error, smtp::FailureScope scope) override;
   void trace(std::string_view line) override;
 
  private:
   void armTimer();
+  smtp::SessionConfig sessionConfig(smtp::TlsPolicy tls) const;
+  void onTlsBytes(std::string_view bytes);
+  void failTls(const std::string& error);
+  void writeCipher();
 
   net::EventLoop& loop_;
   net::Endpoint endpoint_;
+  std::string hostName_;
+  smtp::TlsPolicy tlsPolicy_;
   const DeliverySettings& settings_;
   ConnectionOwner& owner_;
   smtp::ClientSession session_;
   std::unique_ptr<net::TcpConnection> tcp_;
+  std::unique_ptr<net::TlsClient> tls_;  // after startTls()
+  std::string cipherOut_;                // TLS output for the socket (scratch)
+  std::string plainIn_;                  // TLS input for the session (scratch)
   net::Timer timer_;
   std::deque<DeliveryJob> jobs_;  // submitted, awaiting their results, in order
   std::uint64_t nextTag_ = 1;
   std::size_t submitted_ = 0;
   bool everReady_ = false;
   bool finished_ = false;
+  bool tlsFailed_ = false;
   std::string rendered_;  // scratch buffer reused for every message
 };
 

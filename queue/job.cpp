@@ -122,6 +122,8 @@ const char* jobStateName(JobState s) {
       return "expired";
     case JobState::Cancelled:
       return "cancelled";
+    case JobState::Suppressed:
+      return "suppressed";
   }
   return "unknown";
 }
@@ -170,7 +172,7 @@ bool JobRecord::decode(std::string_view bytes, JobRecord& out) {
   std::uint8_t version = 0;
   std::uint8_t state = 0;
   if (!r.byte(version) || version != kJobVersion || !r.byte(state) ||
-      state > static_cast<std::uint8_t>(JobState::Cancelled)) {
+      state > static_cast<std::uint8_t>(JobState::Suppressed)) {
     return false;
   }
   out.state = static_cast<JobState>(state);

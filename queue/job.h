@@ -22,12 +22,13 @@ struct JobId {
 };
 
 enum class JobState : std::uint8_t {
-  Queued = 0,     // waiting for its first attempt
-  Deferred = 1,   // waiting for a retry
-  Delivered = 2,  // terminal
-  Bounced = 3,    // terminal
-  Expired = 4,    // terminal
-  Cancelled = 5,  // terminal
+  Queued = 0,      // waiting for its first attempt
+  Deferred = 1,    // waiting for a retry
+  Delivered = 2,   // terminal
+  Bounced = 3,     // terminal
+  Expired = 4,     // terminal
+  Cancelled = 5,   // terminal
+  Suppressed = 6,  // terminal: on the suppression list when it was due
 };
 const char* jobStateName(JobState s);
 inline bool isTerminal(JobState s) {
@@ -67,7 +68,7 @@ struct CampaignRecord {
   std::string name;  // the campaign's `id` from its YAML
   CampaignState state = CampaignState::Loading;
   std::int64_t createdMs = 0;
-  std::uint64_t jobs = 0;  // recipients written
+  std::uint64_t jobs = 0;  // recipients submitted (suppressed ones included)
   std::string spec;        // opaque to the queue: the compiled campaign from campaigns/
 
   std::string encode() const;
@@ -85,9 +86,10 @@ struct Counts {
   std::int64_t bounced = 0;
   std::int64_t expired = 0;
   std::int64_t cancelled = 0;
-  std::int64_t inFlight = 0;   // leases held (derived, not a counter)
-  std::int64_t attempts = 0;   // every committed attempt
-  std::int64_t deferrals = 0;  // every committed deferral (a job may defer many times)
+  std::int64_t inFlight = 0;    // leases held (derived, not a counter)
+  std::int64_t attempts = 0;    // every committed attempt
+  std::int64_t deferrals = 0;   // every committed deferral (a job may defer many times)
+  std::int64_t suppressed = 0;  // skipped at submit or at send time (suppression list)
 
   std::int64_t waiting() const { return queued + deferred; }
 };

@@ -46,8 +46,9 @@ using CounterKey = Key<kCounterKeySize>;
 using TimePrefix = Key<kTimePrefixSize>;
 
 // The per-campaign counters. The first six equal JobState's values: the count of jobs in
-// that state (leased jobs still count in the state they were leased in). The last two
-// are cumulative event counts.
+// that state (leased jobs still count in the state they were leased in). Attempts and
+// Deferrals are cumulative event counts. Suppressed counts recipients skipped at submit
+// and jobs ending in JobState::Suppressed (whose value, 6, is taken by Attempts).
 enum class CounterKind : std::uint8_t {
   Queued = 0,
   Deferred = 1,
@@ -57,10 +58,11 @@ enum class CounterKind : std::uint8_t {
   Cancelled = 5,
   Attempts = 6,
   Deferrals = 7,
+  Suppressed = 8,
 };
-inline constexpr std::size_t kCounterKinds = 8;
+inline constexpr std::size_t kCounterKinds = 9;
 inline CounterKind counterFor(JobState s) {
-  return static_cast<CounterKind>(s);
+  return s == JobState::Suppressed ? CounterKind::Suppressed : static_cast<CounterKind>(s);
 }
 
 // Campaign numbers are u32, but UINT32_MAX is never allocated, so that `campaign + 1`

@@ -6,8 +6,11 @@
 
 namespace salvo::queue {
 
-OutcomeWriter::OutcomeWriter(JobStore& store, Committed onCommitted)
-    : store_(store), onCommitted_(std::move(onCommitted)), thread_([this] { loop(); }) {}
+OutcomeWriter::OutcomeWriter(JobStore& store, Committed onCommitted, GroupCommit group)
+    : store_(store),
+      onCommitted_(std::move(onCommitted)),
+      group_(group),
+      thread_([this] { loop(); }) {}
 
 OutcomeWriter::~OutcomeWriter() {
   stop();
@@ -17,6 +20,7 @@ void OutcomeWriter::push(std::vector<Outcome>&& outcomes) {
   if (outcomes.empty()) {
     return;
   }
+  bool wake = false;
   {
     std::lock_guard lock(mutex_);
     if (stopping_) {
@@ -26,13 +30,18 @@ void OutcomeWriter::push(std::vector<Outcome>&& outcomes) {
       std::abort();
     }
     if (pending_.empty()) {
+      firstPending_ = std::chrono::steady_clock::now();
       pending_.swap(outcomes);
+      wake = true;  // the writer may be waiting for a first outcome
     } else {
       pending_.insert(pending_.end(), std::make_move_iterator(outcomes.begin()),
                       std::make_move_iterator(outcomes.end()));
     }
+    wake = wake || pending_.size() >= group_.maxBatch;
   }
-  cv_.notify_one();
+  if (wake) {
+    cv_.notify_one();
+  }
 }
 
 void OutcomeWriter::stop() {
@@ -60,6 +69,12 @@ void OutcomeWriter::loop() {
       if (pending_.empty()) {
         return;  // stopping, and everything pushed has been committed
       }
+      // Group commit: let more outcomes join until the batch is full or the first one
+      // has waited maxDelayMs. Outcomes that arrive during a commit are already late, so
+      // they go out as soon as that commit ends if their wait is over.
+      auto deadline = firstPending_ + std::chrono::milliseconds(group_.maxDelayMs);
+      cv_.wait_until(lock, deadline,
+                     [this] { return stopping_ || pending_.size() >= group_.maxBatch; });
       // Swap rather than copy: the pushers' next vector reuses this batch's capacity.
       batch.clear();
       batch.swap(pending_);

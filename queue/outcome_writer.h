@@ -1,10 +1,13 @@
 // OutcomeWriter: the single writer thread that commits delivery outcomes by group commit.
-// Contract: push() never blocks on I/O (a mutex-guarded vector); the thread takes
-// everything pushed so far, commits it as one synced batch (so a busy engine makes few
-// fsyncs), then calls `onCommitted` with the committed outcomes, on the writer thread.
-// No synced write ever runs on an event-loop thread. stop() commits what is pending.
+// Contract: push() never blocks on I/O (a mutex-guarded vector). The thread commits
+// pending outcomes as one synced batch as soon as `maxBatch` are pending, or `maxDelayMs`
+// after the first of them was pushed, whichever comes first (group commit by count or
+// time: a busy engine makes few fsyncs, an idle one waits at most maxDelayMs), then
+// calls `onCommitted` with the committed outcomes, on the writer thread. No synced write
+// ever runs on an event-loop thread. stop() commits what is pending at once.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -15,10 +18,15 @@
 
 namespace salvo::queue {
 
+struct GroupCommit {
+  std::size_t maxBatch = 2048;    // commit at once when this many outcomes are pending
+  std::uint32_t maxDelayMs = 10;  // else this long after the first pending one (0: at once)
+};
+
 class OutcomeWriter {
  public:
   using Committed = std::function<void(std::vector<Outcome>&&, const Status&)>;
-  OutcomeWriter(JobStore& store, Committed onCommitted);
+  OutcomeWriter(JobStore& store, Committed onCommitted, GroupCommit group = {});
   ~OutcomeWriter();  // stop()
   void push(std::vector<Outcome>&& outcomes);
   void stop();
@@ -28,6 +36,8 @@ class OutcomeWriter {
   void loop();
   JobStore& store_;
   Committed onCommitted_;
+  GroupCommit group_;
+  std::chrono::steady_clock::time_point firstPending_;  // when pending_ became non-empty
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::vector<Outcome> pending_;

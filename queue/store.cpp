@@ -41,10 +41,11 @@ enum Cf : std::size_t {
   kLeasesCf,
   kCountersCf,
   kMetaCf,
+  kSuppressionCf,
   kCfCount,
 };
 constexpr std::array<const char*, kCfCount> kCfNames = {
-    "default", "campaigns", "names", "jobs", "due", "leases", "counters", "meta",
+    "default", "campaigns", "names", "jobs", "due", "leases", "counters", "meta", "suppression",
 };
 
 constexpr std::string_view kNextCampaignKey = "next_campaign";
@@ -181,6 +182,20 @@ Tuning makeTuning(const OpenOptions& options) {
   cfs[kCampaignsCf] = family(false, 4u << 20);
   cfs[kNamesCf] = family(false, 4u << 20);
   cfs[kJobsCf] = family(true, 64u << 20);
+  {
+    // Every job lookup is a point lookup of a key that exists. Its filter and index
+    // blocks live with the table readers (about 1.3 bytes of filter per job), not in the
+    // block cache: there they were evicted by data blocks once the store held a few
+    // million jobs, and each takeDue() re-read them from the files, so the scan slowed as
+    // deliveries accumulated. Filters of the last level are not built at all (a lookup
+    // that reaches it finds its key).
+    rocksdb::BlockBasedTableOptions table;
+    table.block_cache = cache;
+    table.cache_index_and_filter_blocks = false;
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    cfs[kJobsCf].table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    cfs[kJobsCf].optimize_filters_for_hits = true;
+  }
   cfs[kJobsCf].memtable_prefix_bloom_size_ratio = 0.02;
   cfs[kJobsCf].memtable_whole_key_filtering = true;
   cfs[kDueCf] = tombstoneHeavy(32u << 20);
@@ -190,6 +205,7 @@ Tuning makeTuning(const OpenOptions& options) {
   // Hot counters collect many operands in the memtable; fold them as they arrive.
   cfs[kCountersCf].max_successive_merges = 64;
   cfs[kMetaCf] = family(false, 4u << 20);
+  cfs[kSuppressionCf] = family(true, 4u << 20);
   for (std::size_t i = 0; i < kCfCount; ++i) {
     t.cfs.emplace_back(kCfNames[i], cfs[i]);
   }
@@ -251,6 +267,8 @@ std::int64_t* counterField(Counts& c, keys::CounterKind kind) {
       return &c.attempts;
     case keys::CounterKind::Deferrals:
       return &c.deferrals;
+    case keys::CounterKind::Suppressed:
+      return &c.suppressed;
   }
   return nullptr;
 }
@@ -380,6 +398,17 @@ struct JobStore::Impl {
     return active;
   }
 
+  bool isCancelled(std::uint32_t campaign, std::vector<std::pair<std::uint32_t, bool>>& seen) {
+    for (const auto& [c, cancelled] : seen) {
+      if (c == campaign) {
+        return cancelled;
+      }
+    }
+    bool cancelled = campaignState(campaign) == CampaignState::Cancelled;
+    seen.emplace_back(campaign, cancelled);
+    return cancelled;
+  }
+
   Status readCampaign(std::uint32_t campaign, CampaignRecord& out) {
     std::string value;
     auto key = keys::campaignKey(campaign);
@@ -400,6 +429,98 @@ struct JobStore::Impl {
     return Status::ok();
   }
 
+  // Visits every due entry of `campaign` (visit(key, entry) -> Status; a failure stops
+  // the walk). The due index is ordered by time first: skip-scan it, seeking to
+  // (t, campaign) for each due time t present.
+  template <typename Visit>
+  Status forEachDue(std::uint32_t campaign, Visit visit) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf[kDueCf]));
+    auto first = keys::dueKey(INT64_MIN, JobId{campaign, 0});
+    it->Seek(slice(first));
+    while (it->Valid()) {
+      auto e = keys::decodeDueKey(view(it->key()));
+      if (!e) {
+        it->Next();
+        continue;
+      }
+      if (e->id.campaign == campaign) {
+        if (auto st = visit(it->key(), *e); !st.isOk()) {
+          return st;
+        }
+        it->Next();
+      } else if (e->id.campaign < campaign) {
+        auto next = keys::dueKey(e->dueMs, JobId{campaign, 0});
+        it->Seek(slice(next));
+      } else {
+        if (e->dueMs == INT64_MAX) {
+          break;
+        }
+        auto next = keys::dueKey(e->dueMs + 1, JobId{campaign, 0});
+        it->Seek(slice(next));
+      }
+    }
+    return it->status().ok() ? Status::ok() : error(it->status());
+  }
+
+  Status campaignNumber(const std::string& name, std::uint32_t& number) {
+    std::string value;
+    auto s = db->Get(rocksdb::ReadOptions(), cf[kNamesCf], slice(name), &value);
+    if (s.IsNotFound()) {
+      return Status::error(Code::NotFound, fmt::format("no campaign '{}'", name));
+    }
+    if (!s.ok()) {
+      return error(s);
+    }
+    if (value.size() != 4) {
+      return Status::error(
+          Code::Corruption,
+          fmt::format("{}: corrupt: name '{}' maps to {} bytes, not 4", dir, name, value.size()));
+    }
+    number = keys::getU32(value.data());
+    return Status::ok();
+  }
+
+  // Moves the campaign to `target` (synced) from `from` (or, for Cancelled, from Active or
+  // Paused); already at `target` is a no-op. Caller holds campaignMutex.
+  Status changeState(const std::string& name, CampaignState target, CampaignState from,
+                     CampaignRecord& record) {
+    std::uint32_t number = 0;
+    if (auto st = campaignNumber(name, number); !st.isOk()) {
+      return st;
+    }
+    if (auto st = readCampaign(number, record); !st.isOk()) {
+      return st;
+    }
+    if (record.state == target) {
+      return Status::ok();
+    }
+    if (record.state != from &&
+        !(target == CampaignState::Cancelled &&
+          (record.state == CampaignState::Active || record.state == CampaignState::Paused))) {
+      return Status::error(Code::InvalidArgument, fmt::format("campaign '{}' is {}", name,
+                                                              campaignStateName(record.state)));
+    }
+    record.state = target;
+    std::string encoded;
+    record.encodeTo(encoded);
+    auto key = keys::campaignKey(number);
+    auto s = db->Put(synced, cf[kCampaignsCf], slice(key), encoded);
+    forgetState(number);
+    return s.ok() ? Status::ok() : error(s);
+  }
+
+  // Marks a job Cancelled in `batch`, moving its count from its waiting state.
+  void cancelJob(rocksdb::WriteBatch& batch, const rocksdb::Slice& jobKey, JobRecord& record,
+                 std::vector<CampaignDeltas>& deltas, std::uint32_t campaign) {
+    auto& d = deltasFor(deltas, campaign);
+    addDelta(d, keys::counterFor(record.state), -1);
+    addDelta(d, keys::CounterKind::Cancelled, 1);
+    record.state = JobState::Cancelled;
+    std::string encoded;
+    record.encodeTo(encoded);
+    batch.Put(cf[kJobsCf], jobKey, encoded);
+  }
+
   // Caller holds campaignMutex.
   Status abort(std::uint32_t campaign) {
     CampaignRecord record;
@@ -413,35 +534,12 @@ struct JobStore::Impl {
     for (auto family : {kJobsCf, kLeasesCf, kCountersCf}) {
       batch.DeleteRange(cf[family], slice(begin), slice(end));
     }
-    // The due index is ordered by time first: skip-scan it for this campaign's entries,
-    // seeking to (t, campaign) for each due time t present.
-    {
-      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf[kDueCf]));
-      auto first = keys::dueKey(INT64_MIN, JobId{campaign, 0});
-      it->Seek(slice(first));
-      while (it->Valid()) {
-        auto e = keys::decodeDueKey(view(it->key()));
-        if (!e) {
-          it->Next();
-          continue;
-        }
-        if (e->id.campaign == campaign) {
-          batch.SingleDelete(cf[kDueCf], it->key());
-          it->Next();
-        } else if (e->id.campaign < campaign) {
-          auto next = keys::dueKey(e->dueMs, JobId{campaign, 0});
-          it->Seek(slice(next));
-        } else {
-          if (e->dueMs == INT64_MAX) {
-            break;
-          }
-          auto next = keys::dueKey(e->dueMs + 1, JobId{campaign, 0});
-          it->Seek(slice(next));
-        }
-      }
-      if (!it->status().ok()) {
-        return error(it->status());
-      }
+    auto st = forEachDue(campaign, [&](const rocksdb::Slice& key, const keys::DueEntry&) {
+      batch.SingleDelete(cf[kDueCf], key);
+      return Status::ok();
+    });
+    if (!st.isOk()) {
+      return st;
     }
     std::string owner;
     auto s = db->Get(rocksdb::ReadOptions(), cf[kNamesCf], slice(record.name), &owner);
@@ -462,6 +560,7 @@ struct JobStore::Impl {
   Status recover() {
     std::vector<keys::JobKey> leased;
     rocksdb::WriteBatch batch;
+    std::vector<CampaignDeltas> cancelDeltas;
     std::uint64_t dropped = 0;
     {
       std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf[kLeasesCf]));
@@ -497,6 +596,11 @@ struct JobStore::Impl {
         if (statuses[i].ok() && JobRecord::decode(view(values[i]), record) &&
             !isTerminal(record.state)) {
           auto id = keys::decodeJobKey(view(slices[i]));
+          if (campaignState(id->campaign) == CampaignState::Cancelled) {
+            // Cancelled while this job was in flight, and its outcome never committed.
+            cancelJob(batch, slices[i], record, cancelDeltas, id->campaign);
+            continue;
+          }
           auto due = keys::dueKey(record.dueMs, *id);
           batch.Put(cf[kDueCf], slice(due), rocksdb::Slice());
         } else {
@@ -504,6 +608,7 @@ struct JobStore::Impl {
         }
       }
     }
+    putDeltas(batch, cf[kCountersCf], cancelDeltas);
     if (batch.Count() > 0) {
       auto s = db->Write(synced, &batch);
       if (!s.ok()) {
@@ -599,6 +704,7 @@ struct JobStore::Impl {
     rocksdb::WriteBatch batch;
     std::string record;
     std::vector<CampaignDeltas> deltas;
+    std::vector<std::pair<std::uint32_t, bool>> cancelled;
   } commit;
 };
 
@@ -796,7 +902,8 @@ Status JobStore::addJobs(std::uint32_t campaign, std::uint64_t firstSeq,
   return s.ok() ? Status::ok() : m.error(s);
 }
 
-Status JobStore::finishCampaign(std::uint32_t campaign, std::uint64_t jobCount) {
+Status JobStore::finishCampaign(std::uint32_t campaign, std::uint64_t jobCount,
+                                std::uint64_t suppressed) {
   auto& m = *impl_;
   if (m.readOnly) {
     return readOnlyError();
@@ -816,8 +923,16 @@ Status JobStore::finishCampaign(std::uint32_t campaign, std::uint64_t jobCount) 
   std::string encoded;
   record.encodeTo(encoded);
   auto key = keys::campaignKey(campaign);
+  rocksdb::WriteBatch batch;
+  batch.Put(m.cf[kCampaignsCf], slice(key), encoded);
+  if (suppressed > 0) {
+    std::vector<CampaignDeltas> deltas;
+    addDelta(deltasFor(deltas, campaign), keys::CounterKind::Suppressed,
+             static_cast<std::int64_t>(suppressed));
+    putDeltas(batch, m.cf[kCountersCf], deltas);
+  }
   // Synced: this write also makes every earlier (unsynced) addJobs batch durable.
-  auto s = m.db->Put(m.synced, m.cf[kCampaignsCf], slice(key), encoded);
+  auto s = m.db->Write(m.synced, &batch);
   m.forgetState(campaign);
   return s.ok() ? Status::ok() : m.error(s);
 }
@@ -829,6 +944,133 @@ Status JobStore::abortCampaign(std::uint32_t campaign) {
   }
   std::lock_guard lock(m.campaignMutex);
   return m.abort(campaign);
+}
+
+Status JobStore::pauseCampaign(const std::string& name) {
+  auto& m = *impl_;
+  if (m.readOnly) {
+    return readOnlyError();
+  }
+  std::lock_guard lock(m.campaignMutex);
+  CampaignRecord record;
+  return m.changeState(name, CampaignState::Paused, CampaignState::Active, record);
+}
+
+Status JobStore::resumeCampaign(const std::string& name) {
+  auto& m = *impl_;
+  if (m.readOnly) {
+    return readOnlyError();
+  }
+  std::lock_guard lock(m.campaignMutex);
+  CampaignRecord record;
+  auto st = m.changeState(name, CampaignState::Active, CampaignState::Paused, record);
+  if (st.isOk()) {
+    // Its due entries may lie behind the scan's resume point: rescan from the head.
+    m.lowerFloor(INT64_MIN);
+  }
+  return st;
+}
+
+Status JobStore::cancelCampaign(const std::string& name, std::uint64_t& cancelled) {
+  auto& m = *impl_;
+  cancelled = 0;
+  if (m.readOnly) {
+    return readOnlyError();
+  }
+  std::lock_guard lock(m.campaignMutex);
+  CampaignRecord record;
+  if (auto st = m.changeState(name, CampaignState::Cancelled, CampaignState::Active, record);
+      !st.isOk()) {
+    return st;
+  }
+  // Barriers: a scan or a commit that read the old state has finished once we hold these
+  // mutexes; every later one sees Cancelled. Holding them for the walk also keeps takeDue
+  // from leasing (and SingleDeleting) an entry this walk deletes.
+  std::scoped_lock barrier(m.takeMutex, m.commitMutex);
+  constexpr std::size_t kChunk = 10'000;
+  std::vector<std::string> dueKeys;
+  std::vector<keys::JobKey> jobKeys;
+  auto flush = [&]() -> Status {
+    if (dueKeys.empty()) {
+      return Status::ok();
+    }
+    std::vector<rocksdb::Slice> slices;
+    for (const auto& k : jobKeys) {
+      slices.push_back(slice(k));
+    }
+    std::vector<rocksdb::PinnableSlice> values(slices.size());
+    std::vector<rocksdb::Status> statuses(slices.size());
+    m.db->MultiGet(rocksdb::ReadOptions(), m.cf[kJobsCf], slices.size(), slices.data(),
+                   values.data(), statuses.data());
+    rocksdb::WriteBatch batch;
+    std::vector<CampaignDeltas> deltas;
+    JobRecord job;
+    for (std::size_t i = 0; i < slices.size(); ++i) {
+      if (!statuses[i].ok() && !statuses[i].IsNotFound()) {
+        return m.error(statuses[i]);
+      }
+      batch.SingleDelete(m.cf[kDueCf], dueKeys[i]);
+      if (statuses[i].ok() && JobRecord::decode(view(values[i]), job) && !isTerminal(job.state)) {
+        m.cancelJob(batch, slices[i], job, deltas, record.number);
+        ++cancelled;
+      }
+    }
+    putDeltas(batch, m.cf[kCountersCf], deltas);
+    dueKeys.clear();
+    jobKeys.clear();
+    auto s = m.db->Write(m.async, &batch);
+    return s.ok() ? Status::ok() : m.error(s);
+  };
+  auto st = m.forEachDue(record.number, [&](const rocksdb::Slice& key, const keys::DueEntry& e) {
+    dueKeys.emplace_back(view(key));
+    jobKeys.push_back(keys::jobKey(e.id));
+    return dueKeys.size() == kChunk ? flush() : Status::ok();
+  });
+  if (st.isOk()) {
+    st = flush();
+  }
+  if (!st.isOk()) {
+    return st;
+  }
+  // One synced write makes every chunk above durable.
+  auto s = m.db->SyncWAL();
+  return s.ok() ? Status::ok() : m.error(s);
+}
+
+Status JobStore::purgeCampaign(const std::string& name) {
+  auto& m = *impl_;
+  if (m.readOnly) {
+    return readOnlyError();
+  }
+  std::lock_guard lock(m.campaignMutex);
+  std::uint32_t number = 0;
+  if (auto st = m.campaignNumber(name, number); !st.isOk()) {
+    return st;
+  }
+  CampaignRecord record;
+  if (auto st = m.readCampaign(number, record); !st.isOk()) {
+    return st;
+  }
+  auto n = counts(number);
+  if (record.state == CampaignState::Loading || n.waiting() > 0 || n.inFlight > 0) {
+    return Status::error(Code::InvalidArgument,
+                         fmt::format("campaign '{}' is not finished ({} waiting, {} in flight); "
+                                     "cancel it first or let it finish",
+                                     name, n.waiting(), n.inFlight));
+  }
+  rocksdb::WriteBatch batch;
+  auto begin = keys::campaignKey(number);
+  auto end = keys::campaignKey(number + 1);
+  batch.DeleteRange(m.cf[kJobsCf], slice(begin), slice(end));
+  auto s = m.db->Write(m.synced, &batch);
+  if (!s.ok()) {
+    return m.error(s);
+  }
+  // Reclaim the space now rather than at some later compaction.
+  rocksdb::Slice from = slice(begin);
+  rocksdb::Slice to = slice(end);
+  s = m.db->CompactRange(rocksdb::CompactRangeOptions(), m.cf[kJobsCf], &from, &to);
+  return s.ok() ? Status::ok() : m.error(s);
 }
 
 Status JobStore::takeDue(std::int64_t nowMs, std::size_t max, std::vector<LeasedJob>& out) {
@@ -985,23 +1227,36 @@ Status JobStore::commitOutcomes(const std::vector<Outcome>& outcomes, bool sync)
     }
   }
   m.lowerFloor(earliestDue);
+  c.cancelled.clear();
   for (const auto& o : outcomes) {
     auto jobKey = keys::jobKey(o.id);
     c.record.clear();
-    o.record.encodeTo(c.record);
+    JobState state = o.record.state;
+    // A job of a campaign cancelled while it was in flight is not due again: it ends
+    // Cancelled. (cancelCampaign() waits for this mutex after changing the state, so no
+    // due entry written here can escape its scan.)
+    if (!isTerminal(state) && m.isCancelled(o.id.campaign, c.cancelled)) {
+      state = JobState::Cancelled;
+      o.record.encodeWith(c.record, state, o.record.createdMs, o.record.dueMs);
+    } else {
+      o.record.encodeTo(c.record);
+    }
     c.batch.Put(m.cf[kJobsCf], slice(jobKey), c.record);
     c.batch.Delete(m.cf[kLeasesCf], slice(jobKey));
-    if (!isTerminal(o.record.state)) {
+    if (!isTerminal(state)) {
       auto dueKey = keys::dueKey(o.record.dueMs, o.id);
       c.batch.Put(m.cf[kDueCf], slice(dueKey), rocksdb::Slice());
     }
     auto& d = deltasFor(c.deltas, o.id.campaign);
-    if (o.previous != o.record.state) {
+    if (o.previous != state) {
       addDelta(d, keys::counterFor(o.previous), -1);
-      addDelta(d, keys::counterFor(o.record.state), 1);
+      addDelta(d, keys::counterFor(state), 1);
+    }
+    if (!o.attempted) {
+      continue;
     }
     addDelta(d, keys::CounterKind::Attempts, 1);
-    if (o.record.state == JobState::Deferred) {
+    if (state == JobState::Deferred) {
       addDelta(d, keys::CounterKind::Deferrals, 1);
     }
   }
@@ -1117,6 +1372,97 @@ Status JobStore::refresh() {
   auto s = m.db->TryCatchUpWithPrimary();
   m.forgetAllStates();
   return s.ok() ? Status::ok() : m.error(s);
+}
+
+namespace {
+
+std::string normalizedAddress(std::string_view address) {
+  std::string out(address);
+  for (auto& ch : out) {
+    if (ch >= 'A' && ch <= 'Z') {
+      ch = static_cast<char>(ch - 'A' + 'a');
+    }
+  }
+  return out;
+}
+
+std::string suppressionValue(const Suppression& s) {
+  std::string value(8, '\0');
+  keys::putU64(value.data(), static_cast<std::uint64_t>(s.addedMs));
+  value += s.reason;
+  return value;
+}
+
+bool decodeSuppression(std::string_view key, std::string_view value, Suppression& out) {
+  if (value.size() < 8) {
+    return false;
+  }
+  out.address.assign(key);
+  out.addedMs = static_cast<std::int64_t>(keys::getU64(value.data()));
+  out.reason.assign(value.substr(8));
+  return true;
+}
+
+}  // namespace
+
+Status JobStore::addSuppressions(const std::vector<Suppression>& entries) {
+  auto& m = *impl_;
+  if (m.readOnly) {
+    return readOnlyError();
+  }
+  rocksdb::WriteBatch batch;
+  for (const auto& e : entries) {
+    if (e.address.empty() || e.address.find('@') == std::string::npos) {
+      return Status::error(Code::InvalidArgument,
+                           fmt::format("'{}' is not an email address", e.address));
+    }
+    batch.Put(m.cf[kSuppressionCf], normalizedAddress(e.address), suppressionValue(e));
+  }
+  auto s = m.db->Write(m.synced, &batch);
+  return s.ok() ? Status::ok() : m.error(s);
+}
+
+Status JobStore::removeSuppression(const std::string& address) {
+  auto& m = *impl_;
+  if (m.readOnly) {
+    return readOnlyError();
+  }
+  auto key = normalizedAddress(address);
+  std::string value;
+  auto s = m.db->Get(rocksdb::ReadOptions(), m.cf[kSuppressionCf], key, &value);
+  if (s.IsNotFound()) {
+    return Status::error(Code::NotFound, fmt::format("'{}' is not suppressed", address));
+  }
+  if (s.ok()) {
+    s = m.db->Delete(m.synced, m.cf[kSuppressionCf], key);
+  }
+  return s.ok() ? Status::ok() : m.error(s);
+}
+
+std::vector<Suppression> JobStore::suppressions() {
+  auto& m = *impl_;
+  std::vector<Suppression> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      m.db->NewIterator(rocksdb::ReadOptions(), m.cf[kSuppressionCf]));
+  Suppression e;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (decodeSuppression(view(it->key()), view(it->value()), e)) {
+      out.push_back(e);
+    }
+  }
+  return out;
+}
+
+std::optional<Suppression> JobStore::suppressed(const std::string& address) {
+  auto& m = *impl_;
+  auto key = normalizedAddress(address);
+  rocksdb::PinnableSlice value;
+  auto s = m.db->Get(rocksdb::ReadOptions(), m.cf[kSuppressionCf], key, &value);
+  Suppression e;
+  if (!s.ok() || !decodeSuppression(key, view(value), e)) {
+    return std::nullopt;
+  }
+  return e;
 }
 
 }  // namespace salvo::queue

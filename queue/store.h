@@ -9,6 +9,7 @@
 //   leases     u32 campaign | u64 seq            -> u64 lease time ms (jobs in flight)
 //   counters   u32 campaign | u8 kind            -> i64 (merge operator: add)
 //   meta       text key                          -> value (next campaign number, ...)
+//   suppression lowercased address               -> u64 added ms | reason
 // Durability: submit batches end with a synced write before finishCampaign() returns;
 // outcome batches are synced when `sync` is true. A lease is a non-synced write: losing
 // it in a crash only means the job is still due, which is the at-least-once promise.
@@ -58,6 +59,16 @@ struct Outcome {
   JobId id;
   JobState previous = JobState::Queued;  // the state the job was leased in
   JobRecord record;  // the updated record: new state, attempts, lastReply, dueMs if deferred
+  // False for a job handed back unattempted (the engine could not take it now: its
+  // destination is at its limit): record.state is unchanged and the job is due again
+  // at record.dueMs; no attempt is counted.
+  bool attempted = true;
+};
+
+struct Suppression {
+  std::string address;
+  std::string reason;
+  std::int64_t addedMs = 0;
 };
 
 struct OpenOptions {
@@ -84,11 +95,31 @@ class JobStore {
   // campaign. Sequence numbers must be fresh: adding the same job twice is a caller bug.
   Status addJobs(std::uint32_t campaign, std::uint64_t firstSeq, const std::vector<JobRecord>& jobs,
                  std::int64_t dueMs);
-  // Marks the campaign Active with its job count; synced. After this returns OK every job
-  // is durable. InvalidArgument unless the campaign is Loading.
-  Status finishCampaign(std::uint32_t campaign, std::uint64_t jobCount);
+  // Marks the campaign Active with its job count, and counts `suppressed` recipients that
+  // were skipped; synced. After this returns OK every job is durable. InvalidArgument
+  // unless the campaign is Loading.
+  Status finishCampaign(std::uint32_t campaign, std::uint64_t jobCount,
+                        std::uint64_t suppressed = 0);
   // Removes a campaign and everything written for it (failed submit).
   Status abortCampaign(std::uint32_t campaign);
+
+  // --- control (by campaign name; NotFound for an unknown one) ---
+  // Pause: Active -> Paused; takeDue() stops handing out its jobs at once (jobs already
+  // leased finish). Resume: Paused -> Active. Both are idempotent and synced;
+  // InvalidArgument for a campaign that is Loading or Cancelled.
+  Status pauseCampaign(const std::string& name);
+  Status resumeCampaign(const std::string& name);
+  // Cancel: Active or Paused -> Cancelled. Every waiting job becomes Cancelled (counted
+  // in Counts::cancelled) and leaves the due index; a job in flight is cancelled when its
+  // outcome commits unless it was delivered or bounced (or on recovery, if the daemon
+  // died). Synced. `cancelled` is the number of waiting jobs cancelled by this call;
+  // cancelling a cancelled campaign is OK and cancels 0.
+  Status cancelCampaign(const std::string& name, std::uint64_t& cancelled);
+  // Purge: drops the job records of a finished campaign (nothing waiting, nothing in
+  // flight: every job delivered, bounced, expired or cancelled), keeping its campaign
+  // record and counters, so `salvo status` still reports it. InvalidArgument while jobs
+  // wait or are in flight (pause does not finish a campaign; cancel does). Synced.
+  Status purgeCampaign(const std::string& name);
 
   // --- delivery ---
   // Moves up to `max` jobs due at or before `nowMs` of Active campaigns from the due index
@@ -99,10 +130,19 @@ class JobStore {
   // Commits outcomes in one batch: job records, due index (deferred), leases, counters.
   // A job whose new state is not terminal (Deferred, or Queued) is due again at
   // record.dueMs. Counters: previous state -1 and new state +1 when they differ, attempts
-  // +1 per outcome, deferrals +1 per Deferred outcome.
+  // +1 per attempted outcome, deferrals +1 per attempted Deferred outcome.
   Status commitOutcomes(const std::vector<Outcome>& outcomes, bool sync);
   // The earliest due time among waiting jobs of Active campaigns, if any.
   std::optional<std::int64_t> nextDueMs();
+
+  // --- suppression list (addresses compared lowercased) ---
+  // Adds or replaces entries, in one synced batch. InvalidArgument for an entry that is
+  // not an address (no '@'); then nothing is written.
+  Status addSuppressions(const std::vector<Suppression>& entries);
+  // NotFound "'<address>' is not suppressed" when absent. Synced.
+  Status removeSuppression(const std::string& address);
+  std::vector<Suppression> suppressions();  // in address order
+  std::optional<Suppression> suppressed(const std::string& address);
 
   // --- reading ---
   std::vector<CampaignRecord> campaigns();

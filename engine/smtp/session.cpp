@@ -12,8 +12,9 @@
 namespace salvo::smtp {
 namespace {
 
-constexpr const char* kStateNames[] = {"Connecting", "Greeting", "Ehlo", "Helo", "Idle", "Mail",
-                                       "Rcpt",       "Data",     "Dot",  "Rset", "Quit", "Closed"};
+constexpr const char* kStateNames[] = {"Connecting",   "Greeting", "Ehlo", "Helo",  "StartTls",
+                                       "TlsHandshake", "Idle",     "Mail", "Rcpt",  "Data",
+                                       "Dot",          "Rset",     "Quit", "Closed"};
 static_assert(std::size(kStateNames) == static_cast<std::size_t>(State::Closed) + 1);
 
 constexpr const char* kScopeNames[] = {"none", "recipient", "message", "connection", "site"};
@@ -21,6 +22,9 @@ static_assert(std::size(kScopeNames) == static_cast<std::size_t>(FailureScope::S
 
 constexpr const char* kDispositionNames[] = {"delivered", "deferred", "bounced"};
 static_assert(std::size(kDispositionNames) == static_cast<std::size_t>(Disposition::Bounced) + 1);
+
+constexpr const char* kTlsPolicyNames[] = {"none", "opportunistic", "required", "verify"};
+static_assert(std::size(kTlsPolicyNames) == static_cast<std::size_t>(TlsPolicy::Verify) + 1);
 
 // The reply timeout of each state (nullptr: no reply is awaited, the owner's own timers
 // apply: connect timeout, idle timeout).
@@ -30,6 +34,8 @@ constexpr TimeoutField kStateTimeouts[] = {
     &SessionTimeouts::greeting,  // Greeting
     &SessionTimeouts::ehlo,      // Ehlo
     &SessionTimeouts::ehlo,      // Helo
+    &SessionTimeouts::startTls,  // StartTls
+    &SessionTimeouts::startTls,  // TlsHandshake
     nullptr,                     // Idle
     &SessionTimeouts::mail,      // Mail
     &SessionTimeouts::rcpt,      // Rcpt
@@ -50,6 +56,7 @@ enum class Expect : std::uint8_t {
   Greeting,
   Ehlo,
   Helo,
+  StartTls,
   Mail,
   Rcpt,
   Data,
@@ -67,6 +74,7 @@ constexpr ExpectInfo kExpectInfo[] = {
     {State::Greeting, "waiting for the greeting"},
     {State::Ehlo, "waiting for reply to EHLO"},
     {State::Helo, "waiting for reply to HELO"},
+    {State::StartTls, "waiting for reply to STARTTLS"},
     {State::Mail, "waiting for reply to MAIL FROM"},
     {State::Rcpt, "waiting for reply to RCPT TO"},
     {State::Data, "waiting for reply to DATA"},
@@ -97,6 +105,11 @@ bool hasControlOctet(std::string_view s) {
   });
 }
 
+bool hasNonAscii(std::string_view s) {
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) > 0x7f; });
+}
+
 // encodeBody() output ends with ".\r\n", preceded by a CRLF unless the message was empty.
 bool looksEncoded(const std::string& data) {
   const std::size_t n = data.size();
@@ -125,6 +138,11 @@ const char* scopeName(FailureScope scope) {
 const char* dispositionName(Disposition d) {
   const auto i = static_cast<std::size_t>(d);
   return i < std::size(kDispositionNames) ? kDispositionNames[i] : "?";
+}
+
+const char* tlsPolicyName(TlsPolicy policy) {
+  const auto i = static_cast<std::size_t>(policy);
+  return i < std::size(kTlsPolicyNames) ? kTlsPolicyNames[i] : "?";
 }
 
 // Two cursors (Postfix smtp_proto.c: one loop for sending, one for receiving):
@@ -188,6 +206,8 @@ struct ClientSession::Impl {
     }
     if (!expected.empty()) {
       setState(info(expected.front()).state);
+    } else if (handshaking) {
+      setState(State::TlsHandshake);
     } else {
       setState(connected ? State::Idle : State::Connecting);
     }
@@ -217,6 +237,17 @@ struct ClientSession::Impl {
       const auto end = std::to_chars(digits, digits + sizeof digits, messageSize(e)).ptr;
       out += " SIZE=";
       out.append(digits, end);
+    }
+    // RFC 6152: declare 8-bit content when the server takes it. A server without
+    // 8BITMIME gets the message as it is (no MIME downgrade here), as Postfix does by
+    // default.
+    if (self.caps_.eightBitMime && hasNonAscii(e.data)) {
+      out += " BODY=8BITMIME";
+    }
+    // RFC 6531: internationalised addresses need SMTPUTF8 (refusal() has made sure the
+    // server offers it).
+    if (hasNonAscii(e.mailFrom) || hasNonAscii(e.rcptTo)) {
+      out += " SMTPUTF8";
     }
     out += "\r\n";
     traceCommand(start);
@@ -253,6 +284,9 @@ struct ClientSession::Impl {
     }
     if (hasControlOctet(e.rcptTo)) {
       return "recipient address contains a control octet (CR, LF, NUL...)";
+    }
+    if (!self.caps_.smtpUtf8 && (hasNonAscii(e.mailFrom) || hasNonAscii(e.rcptTo))) {
+      return "the address is not ASCII and the server does not offer SMTPUTF8 (RFC 6531)";
     }
     const std::uint64_t limit = self.caps_.maxSize;
     if (limit != 0 && messageSize(e) > limit) {
@@ -311,7 +345,8 @@ struct ClientSession::Impl {
   void answer(std::uint64_t tag, Disposition d, FailureScope scope, Reply&& reply,
               std::string_view detail) {
     trace("result {}: {} ({}) {}", tag, dispositionName(d), scopeName(scope), detail);
-    results.push_back(TransactionResult{tag, d, scope, std::move(reply), std::string(detail)});
+    results.push_back(
+        TransactionResult{tag, d, scope, std::move(reply), std::string(detail), tlsActive});
   }
 
   void decide(Transaction& t, Disposition d, FailureScope scope, Reply&& reply,
@@ -350,6 +385,7 @@ struct ClientSession::Impl {
     }
     for (const Envelope& e : waiting) {
       answer(e.tag, Disposition::Deferred, scope, reply ? Reply(*reply) : Reply{}, detail);
+      results.back().attempted = false;
     }
     inFlight.clear();
     waiting.clear();
@@ -367,6 +403,9 @@ struct ClientSession::Impl {
   std::string_view activity() const {
     if (!expected.empty()) {
       return info(expected.front()).waitingFor;
+    }
+    if (handshaking) {
+      return "in the TLS handshake";
     }
     return connected ? "idle" : "connecting";
   }
@@ -408,6 +447,9 @@ struct ClientSession::Impl {
       case Expect::Helo:
         onHelo(r);
         break;
+      case Expect::StartTls:
+        onStartTls(r);
+        break;
       case Expect::Mail:
         onMail(r);
         break;
@@ -448,8 +490,8 @@ struct ClientSession::Impl {
   void onEhlo(const Reply& r) {
     if (r.klass() == 2) {
       self.caps_ = Capabilities::fromEhlo(r);
-      establish();
-    } else if (r.permanent()) {
+      afterHello();
+    } else if (r.permanent() && !tlsActive) {
       sendCommand("HELO", self.config_.heloName, Expect::Helo);  // not an ESMTP server
     } else {
       siteFailure(r, "EHLO rejected");
@@ -459,10 +501,52 @@ struct ClientSession::Impl {
   void onHelo(const Reply& r) {
     if (r.klass() == 2) {
       self.caps_ = Capabilities{};
-      establish();
+      afterHello();
     } else {
       siteFailure(r, "HELO rejected");
     }
+  }
+
+  bool tlsRequired() const {
+    return self.config_.tls == TlsPolicy::Required || self.config_.tls == TlsPolicy::Verify;
+  }
+
+  // EHLO (or HELO) was accepted: upgrade to TLS first when the policy says so.
+  void afterHello() {
+    if (!tlsActive && self.config_.tls != TlsPolicy::Disabled) {
+      if (self.caps_.startTls) {
+        sendCommand("STARTTLS", {}, Expect::StartTls);
+        return;
+      }
+      if (tlsRequired()) {
+        // Nothing about the recipients: this site cannot take mail under our policy.
+        // QUIT politely; the jobs are deferred.
+        fail(fmt::format("TLS is required (policy {}) but the server does not offer STARTTLS",
+                         tlsPolicyName(self.config_.tls)),
+             FailureScope::Site, "TLS required but STARTTLS not offered", nullptr, true);
+        return;
+      }
+    }
+    establish();
+  }
+
+  void onStartTls(const Reply& r) {
+    if (r.code == 220) {
+      // Whatever follows the 220 in the plaintext stream was not asked for (a server or a
+      // man in the middle injecting replies: the client-side twin of CVE-2011-0411): drop it.
+      parser.reset();
+      handshaking = true;
+      tlsStartOwed = true;
+      return;
+    }
+    if (tlsRequired()) {
+      fail(fmt::format("TLS is required (policy {}) but STARTTLS was refused: {}",
+                       tlsPolicyName(self.config_.tls), r.summary()),
+           FailureScope::Site, "STARTTLS refused", &r, true);
+      return;
+    }
+    trace("STARTTLS refused ({}); continuing without TLS", r.summary());
+    establish();
   }
 
   void establish() {
@@ -470,8 +554,9 @@ struct ClientSession::Impl {
     established = true;
     pipelining = caps.pipelining && self.config_.allowPipelining;
     readyOwed = true;
-    trace("server: {}{}{}", caps.esmtp ? "ESMTP" : "SMTP", pipelining ? ", pipelining" : "",
-          caps.size ? fmt::format(", SIZE {}", caps.maxSize) : std::string());
+    trace("server: {}{}{}{}", caps.esmtp ? "ESMTP" : "SMTP", pipelining ? ", pipelining" : "",
+          caps.size ? fmt::format(", SIZE {}", caps.maxSize) : std::string(),
+          tlsActive ? ", TLS" : "");
   }
 
   void onMail(Reply& r) {
@@ -587,6 +672,11 @@ struct ClientSession::Impl {
       }
       results.clear();
       resultsDone = 0;
+      if (tlsStartOwed && self.state_ != State::Closed) {
+        tlsStartOwed = false;
+        self.sink_.startTls();
+        continue;
+      }
       if (readyOwed && self.state_ != State::Closed) {
         readyOwed = false;
         if (self.canAccept()) {
@@ -625,6 +715,9 @@ struct ClientSession::Impl {
   bool quitRequested = false;
   bool quitSent = false;
   bool readyOwed = false;
+  bool handshaking = false;   // 220 to STARTTLS received, handshake not yet done
+  bool tlsStartOwed = false;  // startTls() is to be called at the end of this entry point
+  bool tlsActive = false;
 };
 
 ClientSession::ClientSession(SessionConfig config, SessionSink& sink)
@@ -660,16 +753,20 @@ void ClientSession::onBytes(std::string_view bytes) {
   if (state_ == State::Connecting) {
     invariantBroken("onBytes() called before onConnected()");
   }
+  if (m.handshaking) {
+    return;  // plaintext after "220" to STARTTLS: never a reply (see onStartTls)
+  }
   m.depth = 1;
   m.replies.clear();
   const bool ok = m.parser.feed(bytes, m.replies);
   for (Reply& r : m.replies) {
-    if (state_ == State::Closed) {
-      break;  // the session ended on an earlier reply: the rest is not ours to judge
+    if (state_ == State::Closed || m.handshaking) {
+      // The session ended on an earlier reply, or TLS starts: the rest is not ours to judge.
+      break;
     }
     m.handleReply(r);
   }
-  if (!ok && state_ != State::Closed) {
+  if (!ok && state_ != State::Closed && !m.handshaking) {
     m.onParserError();  // a garbled reply ends the connection; nothing more is sent
   }
   m.drain();
@@ -714,6 +811,47 @@ void ClientSession::onDisconnected(const std::string& error) {
   if (outer) {
     m.drain();
   }
+}
+
+void ClientSession::onTlsEstablished() {
+  Impl& m = *impl_;
+  if (state_ == State::Closed) {
+    return;
+  }
+  if (m.depth > 0) {
+    invariantBroken("onTlsEstablished() called from a SessionSink callback");
+  }
+  if (!m.handshaking) {
+    invariantBroken("onTlsEstablished() without a TLS handshake in progress");
+  }
+  m.depth = 1;
+  m.handshaking = false;
+  m.tlsActive = true;
+  m.parser.reset();
+  // RFC 3207 §4.2: forget what the server said in plaintext and ask again.
+  caps_ = Capabilities{};
+  m.trace("TLS established");
+  m.sendCommand("EHLO", config_.heloName, Expect::Ehlo);
+  m.syncState();
+  m.drain();
+}
+
+void ClientSession::onTlsFailed(const std::string& error) {
+  Impl& m = *impl_;
+  if (state_ == State::Closed) {
+    return;
+  }
+  const bool outer = m.depth == 0;
+  m.depth += outer ? 1 : 0;
+  m.handshaking = false;
+  m.connectionFailure(fmt::format("TLS handshake failed: {}", error));
+  if (outer) {
+    m.drain();
+  }
+}
+
+bool ClientSession::tlsActive() const {
+  return impl_->tlsActive;
 }
 
 void ClientSession::submit(Envelope envelope) {

@@ -5,6 +5,11 @@
 // written) and a receive cursor (replies matched to them in order). On a warm pipelined
 // connection the end of one message's data and the next message's MAIL/RCPT/DATA leave
 // in one send() — one round trip per message.
+// STARTTLS (RFC 3207): after EHLO, when the server offers it and the policy allows, the
+// session sends STARTTLS, expects 220, then asks its sink to start TLS (startTls()) and
+// ignores every byte until onTlsEstablished(): bytes a server sent after its 220 and
+// before the handshake are never read as replies (the reply parser is reset). It then
+// sends EHLO again and forgets the capabilities learnt in plaintext.
 #pragma once
 
 #include <chrono>
@@ -44,15 +49,31 @@ struct TransactionResult {
   FailureScope scope = FailureScope::None;
   Reply reply;         // the reply that decided it; code 0 when none (e.g. connection lost)
   std::string detail;  // human text: "RCPT TO rejected", "timeout waiting for DATA reply"...
+  bool tls = false;    // the transaction ran over TLS
+  // A command of it went on the wire. False when the session failed before starting it:
+  // the owner may retry it elsewhere at once (another MX host) with no risk of a duplicate.
+  bool attempted = true;
 };
+
+// When the session uses STARTTLS. Certificate checks (Verify) are the connection's job:
+// for the session Verify means the same as Required.
+enum class TlsPolicy {
+  Disabled,       // never send STARTTLS
+  Opportunistic,  // STARTTLS when offered, plaintext otherwise
+  Required,       // STARTTLS or nothing: a server that does not offer it fails (Site)
+  Verify,         // Required, and the connection verifies the certificate chain and name
+};
+const char* tlsPolicyName(TlsPolicy policy);
 
 enum class State {
   Connecting,  // waiting for onConnected()
   Greeting,    // waiting for 220
   Ehlo,
   Helo,
-  Idle,  // no transaction open; may submit() or quit()
-  Mail,  // awaiting replies to MAIL/RCPT/DATA (pipelined or one by one)
+  StartTls,      // STARTTLS sent, awaiting 220
+  TlsHandshake,  // the sink is running the TLS handshake; input is ignored
+  Idle,          // no transaction open; may submit() or quit()
+  Mail,          // awaiting replies to MAIL/RCPT/DATA (pipelined or one by one)
   Rcpt,
   Data,  // DATA sent, awaiting 354
   Dot,   // message sent, awaiting the final reply
@@ -66,6 +87,7 @@ const char* stateName(State s);
 struct SessionTimeouts {
   std::chrono::milliseconds greeting{300'000};
   std::chrono::milliseconds ehlo{300'000};
+  std::chrono::milliseconds startTls{300'000};  // STARTTLS reply and the TLS handshake
   std::chrono::milliseconds mail{300'000};
   std::chrono::milliseconds rcpt{300'000};
   std::chrono::milliseconds data{120'000};       // DATA initiation (354)
@@ -79,6 +101,7 @@ struct SessionConfig {
   std::string heloName = "localhost";
   bool allowPipelining = true;  // use PIPELINING when the server advertises it
   std::size_t maxQueued = 2;    // envelopes accepted ahead of the one in progress
+  TlsPolicy tls = TlsPolicy::Opportunistic;
   SessionTimeouts timeouts;
   ReplyLimits replyLimits;
 };
@@ -92,6 +115,10 @@ class SessionSink {
   virtual void transactionDone(TransactionResult&& result) = 0;
   // The session can take another envelope (canAccept() is now true).
   virtual void ready() = 0;
+  // The server answered 220 to STARTTLS: switch the byte stream to TLS (after sending
+  // what send() gave), drop whatever the server sent before the handshake completes, and
+  // call onTlsEstablished() or onTlsFailed().
+  virtual void startTls() = 0;
   // The session is over: close the socket (after flushing what send() gave: a failure at
   // the site level sends QUIT just before this). `error` is empty after a clean QUIT.
   // Every envelope has been answered before this is called, it is called once, it is the
@@ -105,7 +132,8 @@ class SessionSink {
 // Reentrancy: the sink is called only at the end of an entry point, never from the middle
 // of one. From send(), transactionDone(), ready() and finished() the owner may call
 // submit() and quit(); from send() also onTimeout()/onDisconnected() (a write that failed
-// synchronously). onConnected() and onBytes() must not be called from a callback.
+// synchronously); from startTls() also onTlsFailed() (TLS could not even start).
+// onConnected(), onBytes() and onTlsEstablished() must not be called from a callback.
 // Misuse (submit() when !canAccept(), Envelope.data not from encodeBody(), a reentrant
 // onBytes()) is a broken invariant and aborts.
 class ClientSession {
@@ -121,11 +149,18 @@ class ClientSession {
   void onTimeout();
   // The peer closed or the socket failed.
   void onDisconnected(const std::string& error);
+  // The TLS handshake the sink started for startTls() completed: EHLO again.
+  void onTlsEstablished();
+  // The TLS handshake failed (Connection scope: the owner decides whether to reconnect
+  // without TLS). Every envelope is answered Deferred.
+  void onTlsFailed(const std::string& error);
 
   // Queue a transaction. Only when canAccept(); transactions run in submission order.
   // Envelopes may be submitted before the session is ready; a session that fails answers
   // them all (Deferred). An envelope whose address holds a control octet, or whose
-  // message exceeds the server's SIZE limit, is answered Bounced (Message) unsent.
+  // message exceeds the server's SIZE limit, or whose address is not ASCII when the server
+  // lacks SMTPUTF8, is answered Bounced (Message) unsent. MAIL carries SIZE=, BODY=8BITMIME
+  // (8-bit data, server offers 8BITMIME) and SMTPUTF8 (non-ASCII address) as they apply.
   void submit(Envelope envelope);
   // Send QUIT once the queued transactions are done, then finished("").
   void quit();
@@ -138,6 +173,8 @@ class ClientSession {
   // connect and idle timers apply there.
   std::chrono::milliseconds timeout() const;
   const Capabilities& capabilities() const { return caps_; }
+  // The byte stream is encrypted (STARTTLS done).
+  bool tlsActive() const;
   std::size_t transactionsCompleted() const { return completed_; }
 
  private:

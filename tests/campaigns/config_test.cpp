@@ -222,6 +222,66 @@ TEST_F(ConfigTest, TypeErrors) {
                         "retry, routes)")});
 }
 
+TEST_F(ConfigTest, TlsAndSmtpTimeouts) {
+  const std::string ca = dir_.file("ca.pem");
+  dir_.write("ca.pem", "not checked here\n");
+  EXPECT_EQ(load("delivery:\n"
+                 "  tls: verify\n"
+                 "  tls_ca_file: " +
+                 ca +
+                 "\n"
+                 "  timeouts: {greeting: 1m, mail: 2m, rcpt: 3m, data: 4s, data_block: 5s, "
+                 "dot: 10m}\n"
+                 "routes:\n"
+                 "  - {match: a.example, host: 127.0.0.1, tls: none}\n"
+                 "  - {match: b.example, host: 127.0.0.1}\n"),
+            Messages{});
+  ASSERT_TRUE(config_.has_value());
+  const DeliveryConfig& d = config_->delivery;
+  EXPECT_EQ(d.tls, TlsMode::Verify);
+  EXPECT_EQ(d.tlsCaFile, ca);
+  EXPECT_EQ(d.timeouts.greetingMs, 60'000u);
+  EXPECT_EQ(d.timeouts.mailMs, 120'000u);
+  EXPECT_EQ(d.timeouts.rcptMs, 180'000u);
+  EXPECT_EQ(d.timeouts.dataMs, 4'000u);
+  EXPECT_EQ(d.timeouts.dataBlockMs, 5'000u);
+  EXPECT_EQ(d.timeouts.dotMs, 600'000u);
+  ASSERT_EQ(config_->routes.size(), 2u);
+  EXPECT_EQ(config_->routes[0].tls, TlsMode::None);
+  EXPECT_FALSE(config_->routes[1].tls.has_value());
+  EXPECT_STREQ(tlsModeName(TlsMode::Opportunistic), "opportunistic");
+}
+
+TEST_F(ConfigTest, TlsDefaultsAreOpportunisticAndRfc5321Timeouts) {
+  EXPECT_EQ(load("delivery: {threads: 1}\n"), Messages{});
+  ASSERT_TRUE(config_.has_value());
+  EXPECT_EQ(config_->delivery.tls, TlsMode::Opportunistic);
+  EXPECT_EQ(config_->delivery.tlsCaFile, "");
+  EXPECT_EQ(config_->delivery.timeouts.greetingMs, 300'000u);
+  EXPECT_EQ(config_->delivery.timeouts.dataMs, 120'000u);
+  EXPECT_EQ(config_->delivery.timeouts.dataBlockMs, 180'000u);
+  EXPECT_EQ(config_->delivery.timeouts.dotMs, 600'000u);
+}
+
+TEST_F(ConfigTest, TlsAndTimeoutErrors) {
+  const std::string missing = dir_.file("missing.pem");
+  EXPECT_EQ(
+      load("delivery:\n"
+           "  tls: always\n"
+           "  tls_ca_file: " +
+           missing +
+           "\n"
+           "  timeouts: {greeting: 0s, banner: 5s}\n"
+           "routes:\n"
+           "  - {match: a.example, host: 127.0.0.1, tls: yes}\n"),
+      (Messages{at(":2:8: 'tls' must be none, opportunistic, required or verify (got 'always')"),
+                at(":3:16: 'tls_ca_file' " + missing + " is not a readable file"),
+                at(":4:24: 'greeting' must be greater than zero"),
+                at(":4:28: unknown key 'banner' (expected one of: greeting, mail, rcpt, data, "
+                   "data_block, dot)"),
+                at(":6:46: 'tls' must be none, opportunistic, required or verify (got 'yes')")}));
+}
+
 TEST_F(ConfigTest, YamlSyntaxErrorExits78) {
   EXPECT_EQ(load("delivery: {threads: 2\n"), Messages{at(":2:1: end of map flow not found")});
   EXPECT_EQ(diags_.exitCode(), kExitConfig);

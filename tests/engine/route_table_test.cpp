@@ -6,9 +6,9 @@ namespace salvo::engine {
 namespace {
 
 RouteTable table() {
-  return RouteTable({{"exact.example", "10.0.0.1", 25},
-                     {"*.sub.example", "10.0.0.2", 2525},
-                     {"*", "10.0.0.3", 587}});
+  return RouteTable({{"exact.example", "10.0.0.1", 25, {}},
+                     {"*.sub.example", "10.0.0.2", 2525, {}},
+                     {"*", "10.0.0.3", 587, {}}});
 }
 
 TEST(RouteTableTest, ExactMatchIsCaseInsensitive) {
@@ -26,7 +26,7 @@ TEST(RouteTableTest, WildcardMatchesBaseAndSubdomainsOnly) {
 }
 
 TEST(RouteTableTest, FirstMatchWinsAndNoRouteIsNull) {
-  RouteTable t({{"*.example", "a", 1}, {"x.example", "b", 2}});
+  RouteTable t({{"*.example", "a", 1, {}}, {"x.example", "b", 2, {}}});
   EXPECT_EQ(t.match("x.example")->host, "a");
   EXPECT_EQ(t.match("example.org"), nullptr);
   EXPECT_EQ(RouteTable({}).match("x.example"), nullptr);

@@ -135,7 +135,7 @@ TEST(JobRecordTest, BadVersionOrStateIsRejected) {
     EXPECT_FALSE(JobRecord::decode(bad));
   }
   auto bad = bytes;
-  bad[1] = '\x06';
+  bad[1] = '\x07';  // one past JobState::Suppressed
   EXPECT_FALSE(JobRecord::decode(bad));
 }
 

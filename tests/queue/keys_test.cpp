@@ -203,7 +203,7 @@ TEST(KeysTest, DecodersRejectWrongSizesAndKinds) {
     EXPECT_EQ(decodeDueKey(key).has_value(), n == 20);
     EXPECT_EQ(decodeCounterKey(key).has_value(), n == 5);
   }
-  std::string badKind("\0\0\0\1\x08", 5);
+  std::string badKind("\0\0\0\1\x09", 5);  // one past CounterKind::Suppressed
   EXPECT_FALSE(decodeCounterKey(badKind));
 }
 

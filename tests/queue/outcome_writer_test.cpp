@@ -187,5 +187,48 @@ TEST(OutcomeWriterTest, CommitFailureIsReportedWithTheOutcomes) {
   EXPECT_EQ(committed.seen().size(), 1u);
 }
 
+TEST(OutcomeWriterTest, GroupsOutcomesUntilTheDelayEnds) {
+  TestDir dir;
+  auto store = openStore(dir.store());
+  submit(*store, "c", 500, 0);
+  std::vector<LeasedJob> leased;
+  ASSERT_TRUE(store->takeDue(0, 500, leased).isOk());
+  Committed committed;
+  // A delay far longer than the test: only the count or stop() can trigger a commit.
+  OutcomeWriter writer(*store, std::ref(committed),
+                       GroupCommit{.maxBatch = 1000, .maxDelayMs = 600'000});
+  for (std::size_t i = 0; i < 500; i += 100) {
+    std::vector<Outcome> burst;
+    for (std::size_t k = 0; k < 100; ++k) {
+      burst.push_back(delivered(leased[i + k]));
+    }
+    writer.push(std::move(burst));
+  }
+  writer.stop();
+  EXPECT_EQ(writer.batches(), 1u);
+  EXPECT_EQ(committed.batchSizes(), (std::vector<std::size_t>{500}));
+}
+
+TEST(OutcomeWriterTest, CommitsAsSoonAsTheBatchIsFull) {
+  TestDir dir;
+  auto store = openStore(dir.store());
+  auto c = submit(*store, "c", 200, 0);
+  std::vector<LeasedJob> leased;
+  ASSERT_TRUE(store->takeDue(0, 200, leased).isOk());
+  Committed committed;
+  OutcomeWriter writer(*store, std::ref(committed),
+                       GroupCommit{.maxBatch = 200, .maxDelayMs = 600'000});
+  std::vector<Outcome> all;
+  for (const auto& l : leased) {
+    all.push_back(delivered(l));
+  }
+  writer.push(std::move(all));
+  // Returns long before the delay: the full batch triggers the commit.
+  committed.waitForCallbacks(1);
+  EXPECT_EQ(committed.batchSizes(), (std::vector<std::size_t>{200}));
+  EXPECT_EQ(store->counts(c).delivered, 200);
+  writer.stop();
+}
+
 }  // namespace
 }  // namespace salvo::queue

@@ -586,8 +586,8 @@ class RawDb {
  public:
   explicit RawDb(const std::string& dir) {
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (const char* name :
-         {"default", "campaigns", "names", "jobs", "due", "leases", "counters", "meta"}) {
+    for (const char* name : {"default", "campaigns", "names", "jobs", "due", "leases", "counters",
+                             "meta", "suppression"}) {
       rocksdb::ColumnFamilyOptions o;
       if (std::string(name) == "counters") {
         o.merge_operator = newCounterMergeOperator();

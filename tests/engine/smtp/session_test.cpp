@@ -49,6 +49,13 @@ class Recorder : public SessionSink {
       onReady();
     }
   }
+  void startTls() override {
+    enter();
+    ++startTlsCalls;
+    if (onStartTls) {
+      onStartTls();
+    }
+  }
   void finished(const std::string& error, FailureScope scope) override {
     enter();
     ++finishedCalls;
@@ -80,12 +87,14 @@ class Recorder : public SessionSink {
   std::vector<TransactionResult> results;
   std::vector<std::string> traces;
   int readyCalls = 0;
+  int startTlsCalls = 0;
   int finishedCalls = 0;
   int callsAfterFinished = 0;
   std::string finishError;
   FailureScope finishScope = FailureScope::None;
   std::function<void()> onSend;
   std::function<void()> onReady;
+  std::function<void()> onStartTls;
   std::function<void()> onFinished;
   std::function<void(const TransactionResult&)> onDone;
 
@@ -145,6 +154,7 @@ SessionConfig testConfig() {
   c.timeouts.dot = milliseconds{1007};
   c.timeouts.rset = milliseconds{1008};
   c.timeouts.quit = milliseconds{1009};
+  c.timeouts.startTls = milliseconds{1010};
   return c;
 }
 
@@ -730,6 +740,8 @@ TEST_P(SessionTest, DisconnectMidData) {
       "connection lost while waiting for reply to DATA: connection reset by peer";
   expectResult(0, 1, Disposition::Deferred, FailureScope::Connection, 0, detail);
   expectResult(1, 2, Disposition::Deferred, FailureScope::Connection, 0, detail);
+  EXPECT_TRUE(result(0).attempted);   // its MAIL/RCPT/DATA went out
+  EXPECT_FALSE(result(1).attempted);  // never started: safe to retry elsewhere
   EXPECT_EQ(sink.finishError, detail);
   EXPECT_EQ(sink.finishScope, FailureScope::Connection);
 
@@ -1080,6 +1092,197 @@ TEST(SessionTranscriptTest, WholeAndByteAtATimeAgree) {
   EXPECT_THAT(whole, HasSubstr("|finished 1 '' none"));
   EXPECT_THAT(whole, HasSubstr("RSET\r\nMAIL FROM:<s3@a.example>"));
   EXPECT_THAT(whole, HasSubstr("message 4\r\n.\r\nQUIT\r\n"));
+}
+
+// ---- STARTTLS ----
+
+constexpr std::string_view kEhloTls =
+    "250-mx.example\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 8BITMIME\r\n";
+constexpr std::string_view kEhloAfterTls = "250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n";
+
+SessionConfig tlsConfig(TlsPolicy policy) {
+  SessionConfig c = testConfig();
+  c.tls = policy;
+  return c;
+}
+
+TEST_P(SessionTest, StartTlsWhenOfferedThenEhloAgain) {
+  open(kEhloTls);
+  EXPECT_EQ(sent(), "STARTTLS\r\n");
+  EXPECT_EQ(session->state(), State::StartTls);
+  EXPECT_EQ(session->timeout(), milliseconds{1010});
+  EXPECT_EQ(sink.readyCalls, 0);  // no mail before TLS is settled
+  submit(1);
+  EXPECT_EQ(sent(), "");
+
+  server("220 2.0.0 Ready to start TLS\r\n");
+  EXPECT_EQ(sink.startTlsCalls, 1);
+  EXPECT_EQ(session->state(), State::TlsHandshake);
+  EXPECT_EQ(session->timeout(), milliseconds{1010});
+  EXPECT_FALSE(session->tlsActive());
+
+  session->onTlsEstablished();
+  EXPECT_TRUE(session->tlsActive());
+  EXPECT_FALSE(session->capabilities().startTls);  // plaintext capabilities are forgotten
+  EXPECT_EQ(sent(), "EHLO client.example\r\n");
+  EXPECT_EQ(session->state(), State::Ehlo);
+
+  server(kEhloAfterTls);
+  EXPECT_TRUE(session->capabilities().pipelining);
+  EXPECT_EQ(sent(), group(1));  // no second STARTTLS
+  server("250 ok\r\n250 ok\r\n");
+  server(kGo);
+  EXPECT_EQ(sent(), dataOf(1));
+  server("250 2.0.0 queued\r\n");
+  expectResult(0, 1, Disposition::Delivered, FailureScope::None, 250, "message accepted");
+  EXPECT_TRUE(result(0).tls);
+  EXPECT_EQ(sink.startTlsCalls, 1);
+}
+
+// A server (or a man in the middle) that sends more after "220" must not have it read as
+// replies: not in the same read, not byte by byte, and not as the start of a later reply.
+TEST_P(SessionTest, BytesAfterStartTls220AreNotReplies) {
+  open(kEhloTls);
+  EXPECT_EQ(sent(), "STARTTLS\r\n");
+  server("220 Ready\r\n250-injected\r\n250 PIPELINING\r\n554 5.0.0 injected\r\n250 inj");
+  EXPECT_EQ(sink.startTlsCalls, 1);
+  EXPECT_EQ(sink.finishedCalls, 0);
+  EXPECT_EQ(sent(), "");
+  EXPECT_EQ(session->state(), State::TlsHandshake);
+  session->onTlsEstablished();
+  EXPECT_EQ(sent(), "EHLO client.example\r\n");
+  server(kEhloAfterTls);  // would be garbled if "250 inj" were still buffered
+  EXPECT_EQ(session->state(), State::Idle);
+  EXPECT_EQ(sink.readyCalls, 1);
+  EXPECT_EQ(sink.finishedCalls, 0);
+}
+
+TEST_P(SessionTest, OpportunisticWithoutStartTlsStaysPlaintext) {
+  open(kEhloPipelining);
+  EXPECT_EQ(sent(), "");
+  EXPECT_EQ(session->state(), State::Idle);
+  EXPECT_EQ(sink.startTlsCalls, 0);
+  submit(1);
+  EXPECT_EQ(sent(), group(1));
+  server("250 ok\r\n250 ok\r\n");
+  server(kGo);
+  server("250 ok\r\n");
+  EXPECT_EQ(sent(), dataOf(1));
+  EXPECT_FALSE(result(0).tls);
+}
+
+TEST_P(SessionTest, DisabledNeverSendsStartTls) {
+  restart(tlsConfig(TlsPolicy::Disabled));
+  open(kEhloTls);
+  EXPECT_EQ(sent(), "");
+  EXPECT_EQ(session->state(), State::Idle);
+  EXPECT_EQ(sink.startTlsCalls, 0);
+}
+
+TEST_P(SessionTest, RequiredDefersWhenStartTlsIsNotOffered) {
+  for (TlsPolicy policy : {TlsPolicy::Required, TlsPolicy::Verify}) {
+    restart(tlsConfig(policy));
+    submit(7);
+    open(kEhloPipelining);
+    EXPECT_EQ(sent(), "QUIT\r\n");
+    expectResult(0, 7, Disposition::Deferred, FailureScope::Site, 0,
+                 "TLS required but STARTTLS not offered");
+    EXPECT_EQ(sink.finishedCalls, 1);
+    EXPECT_EQ(sink.finishScope, FailureScope::Site);
+    EXPECT_THAT(sink.finishError, HasSubstr("does not offer STARTTLS"));
+    EXPECT_THAT(sink.finishError, HasSubstr(tlsPolicyName(policy)));
+  }
+}
+
+TEST_P(SessionTest, StartTlsRefused) {
+  open(kEhloTls);
+  EXPECT_EQ(sent(), "STARTTLS\r\n");
+  server("454 4.7.0 TLS not available\r\n");
+  EXPECT_EQ(session->state(), State::Idle);  // opportunistic: carry on in plaintext
+  EXPECT_EQ(sink.readyCalls, 1);
+
+  restart(tlsConfig(TlsPolicy::Required));
+  submit(3);
+  open(kEhloTls);
+  EXPECT_EQ(sent(), "STARTTLS\r\n");
+  server("454 4.7.0 TLS not available\r\n");
+  EXPECT_EQ(sent(), "QUIT\r\n");
+  expectResult(0, 3, Disposition::Deferred, FailureScope::Site, 454, "STARTTLS refused");
+  EXPECT_EQ(sink.finishScope, FailureScope::Site);
+}
+
+TEST_P(SessionTest, FailedHandshakeDefersEverything) {
+  submit(1);
+  submit(2);
+  open(kEhloTls);
+  EXPECT_EQ(sent(), "STARTTLS\r\n");
+  server("220 go ahead\r\n");
+  session->onTlsFailed("certificate verify failed");
+  EXPECT_EQ(sent(), "");  // no QUIT in the clear after a failed handshake
+  const std::string detail = "TLS handshake failed: certificate verify failed";
+  expectResult(0, 1, Disposition::Deferred, FailureScope::Connection, 0, detail);
+  expectResult(1, 2, Disposition::Deferred, FailureScope::Connection, 0, detail);
+  EXPECT_FALSE(result(0).attempted);  // nothing of them went out: safe to retry elsewhere
+  EXPECT_FALSE(result(1).attempted);
+  EXPECT_EQ(sink.finishError, detail);
+  EXPECT_EQ(sink.finishScope, FailureScope::Connection);
+}
+
+TEST_P(SessionTest, FailedHandshakeReportedFromStartTlsCallback) {
+  submit(1);
+  sink.onStartTls = [this] { session->onTlsFailed("no TLS context"); };
+  open(kEhloTls);
+  server("220 go ahead\r\n");
+  expectResult(0, 1, Disposition::Deferred, FailureScope::Connection, 0,
+               "TLS handshake failed: no TLS context");
+  EXPECT_EQ(sink.finishedCalls, 1);
+}
+
+TEST_P(SessionTest, OnlyEnvelopesNeverStartedAreUnattempted) {
+  open(kEhloPipelining);
+  submit(1);
+  submit(2);
+  EXPECT_EQ(sent(), group(1));
+  session->onDisconnected("reset by peer");
+  ASSERT_EQ(sink.results.size(), 2u);
+  EXPECT_TRUE(result(0).attempted);
+  EXPECT_FALSE(result(1).attempted);
+}
+
+TEST_P(SessionTest, EightBitBodyDeclaredWhenTheServerTakesIt) {
+  open(kEhloPlain);  // 8BITMIME, no pipelining
+  submit(makeEnvelope(1, "Caf\xc3\xa9 au lait\r\n"));
+  EXPECT_EQ(sent(), "MAIL FROM:<" + sender(1) + "> BODY=8BITMIME\r\n");
+
+  restart(testConfig());
+  open("250-mx.example\r\n250 PIPELINING\r\n");  // no 8BITMIME: sent as it is
+  submit(makeEnvelope(1, "Caf\xc3\xa9\r\n"));
+  EXPECT_EQ(sent(), group(1));
+}
+
+TEST_P(SessionTest, NonAsciiAddressNeedsSmtpUtf8) {
+  Envelope e = makeEnvelope(1, "hi\r\n");
+  e.rcptTo = "j\xc3\xb6rg@b.example";
+  open("250-mx.example\r\n250-PIPELINING\r\n250 SMTPUTF8\r\n");
+  submit(e);
+  EXPECT_EQ(sent(), mailCmd(1).substr(0, mailCmd(1).size() - 2) +
+                        " SMTPUTF8\r\nRCPT TO:<j\xc3\xb6rg@b.example>\r\nDATA\r\n");
+
+  restart(testConfig());
+  open(kEhloPipelining);  // no SMTPUTF8: refused, permanently, nothing sent
+  submit(e);
+  submit(2);
+  EXPECT_EQ(sent(), group(2));
+  expectResult(0, 1, Disposition::Bounced, FailureScope::Message, 0,
+               "the address is not ASCII and the server does not offer SMTPUTF8 (RFC 6531)");
+}
+
+TEST_P(SessionTest, HandshakeTimeout) {
+  open(kEhloTls);
+  server("220 go ahead\r\n");
+  session->onTimeout();
+  EXPECT_EQ(sink.finishError, "timeout while in the TLS handshake");
+  EXPECT_EQ(sink.finishScope, FailureScope::Connection);
 }
 
 INSTANTIATE_TEST_SUITE_P(Feeding, SessionTest, ::testing::Values(Feed::Whole, Feed::ByteAtATime),

@@ -1,0 +1,332 @@
+#include "bench/bench_command.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/core.h>
+#include <fmt/ostream.h>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <thread>
+
+#include "campaigns/config.h"
+#include "engine/dispatcher.h"
+#include "engine/log.h"
+#include "engine/submitter.h"
+#include "queue/store.h"
+
+extern char** environ;
+
+namespace salvo::bench {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kExitSoftware = 70;
+
+double cpuSeconds(const rusage& r) {
+  return r.ru_utime.tv_sec + r.ru_utime.tv_usec / 1e6 + r.ru_stime.tv_sec +
+         r.ru_stime.tv_usec / 1e6;
+}
+
+double since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::int64_t wallClockMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// `salvo sink` in its own process, so its CPU is not counted as Salvo's.
+class SinkProcess {
+ public:
+  bool start(const std::string& binary, const fs::path& statsPath, std::string& error) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+      error = "pipe: " + std::string(strerror(errno));
+      return false;
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    std::string stats = statsPath.string();
+    std::vector<std::string> args = {binary,        "sink",         "--listen",
+                                     "127.0.0.1:0", "--stats-json", stats};
+    std::vector<char*> argv;
+    for (auto& a : args) {
+      argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    int rc = posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(fds[1]);
+    if (rc != 0) {
+      close(fds[0]);
+      error = "cannot start " + binary + " sink: " + strerror(rc);
+      return false;
+    }
+    // The first line says where it listens.
+    std::string line;
+    char c;
+    while (read(fds[0], &c, 1) == 1 && c != '\n') {
+      line.push_back(c);
+    }
+    // Keep reading end open until the sink exits: it prints a summary as it stops, and a
+    // closed pipe would kill it (SIGPIPE) before it writes its stats file.
+    out_ = fds[0];
+    auto pos = line.rfind(':');
+    if (line.find("listening on") == std::string::npos || pos == std::string::npos) {
+      error = "the sink did not start (it said: \"" + line + "\")";
+      stop();
+      return false;
+    }
+    port_ = static_cast<std::uint16_t>(std::stoi(line.substr(pos + 1)));
+    return true;
+  }
+
+  // SIGTERM, wait, and return the sink's CPU seconds.
+  double stop() {
+    if (pid_ <= 0) {
+      return 0;
+    }
+    kill(pid_, SIGTERM);
+    int status = 0;
+    rusage usage{};
+    wait4(pid_, &status, 0, &usage);
+    pid_ = -1;
+    if (out_ >= 0) {
+      close(out_);
+      out_ = -1;
+    }
+    return cpuSeconds(usage);
+  }
+
+  ~SinkProcess() { stop(); }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;  // the sink's stdout
+  std::uint16_t port_ = 0;
+};
+
+void writeCampaign(const fs::path& dir, const BenchOptions& o) {
+  {
+    std::ofstream csv(dir / "recipients.csv");
+    csv << "email,name\n";
+    for (std::uint64_t i = 0; i < o.recipients; ++i) {
+      csv << "user" << i << "@d" << (i % o.domains) << ".bench.example,Name" << i << "\n";
+    }
+  }
+  std::ofstream yaml(dir / "campaign.yaml");
+  yaml << "id: bench\n"
+          "from: \"Salvo Bench <bench@salvo-bench.example>\"\n"
+          "subject: \"Benchmark message for {{name}}\"\n"
+          "recipients_csv: recipients.csv\n"
+          "text: |\n"
+          "  Hello {{name}},\n";
+  // Headers take about 350 octets; fill the body with 72-octet lines up to the size.
+  const std::string filler =
+      "  The quick brown fox jumps over the lazy dog; pack my box with liquor.\n";
+  for (std::uint32_t bytes = 400; bytes + 72 <= o.size; bytes += 72) {
+    yaml << filler;
+  }
+}
+
+}  // namespace
+
+int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) {
+  if (options.recipients == 0 || options.domains == 0) {
+    err << "salvo bench: --recipients and --domains must be at least 1\n";
+    return campaigns::kExitUsage;
+  }
+  fs::path dir;
+  if (!options.keepDir.empty()) {
+    dir = options.keepDir;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+  } else {
+    std::string tmpl = (fs::temp_directory_path() / "salvo-bench-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) {
+      err << "salvo bench: cannot create a temporary directory: " << strerror(errno) << "\n";
+      return campaigns::kExitIoErr;
+    }
+    dir = tmpl;
+  }
+  struct Cleanup {
+    fs::path dir;
+    bool keep;
+    ~Cleanup() {
+      if (!keep) {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+      }
+    }
+  } cleanup{dir, !options.keepDir.empty()};
+
+  BenchReport report;
+  report.recipients = options.recipients;
+  report.domains = options.domains;
+  report.messageBytes = options.size;
+
+  SinkProcess sink;
+  campaigns::RouteConfig route;
+  route.pattern = "*";
+  if (options.target.empty()) {
+    std::string binary = options.salvoBinary.empty() ? fs::read_symlink("/proc/self/exe").string()
+                                                     : options.salvoBinary;
+    std::string error;
+    if (!sink.start(binary, dir / "sink-stats.json", error)) {
+      err << "salvo bench: " << error << "\n";
+      return campaigns::kExitSoftware;
+    }
+    route.host = "127.0.0.1";
+    route.port = sink.port();
+  } else {
+    auto pos = options.target.rfind(':');
+    if (pos == std::string::npos) {
+      err << "salvo bench: --target must be HOST:PORT, not '" << options.target << "'\n";
+      return campaigns::kExitUsage;
+    }
+    route.host = options.target.substr(0, pos);
+    route.port = static_cast<std::uint16_t>(std::stoi(options.target.substr(pos + 1)));
+  }
+  report.target = fmt::format("{}:{}", route.host, route.port);
+
+  campaigns::SalvoConfig config;
+  config.dataDir = (dir / "data").string();
+  config.metricsListen = "";
+  config.routes.push_back(route);
+  config.delivery.threads = options.threads;
+  config.delivery.heloName = "salvo-bench.localhost";
+  config.delivery.maxConnectionsPerDestination = options.connections;
+
+  writeCampaign(dir, options);
+  queue::Status status;
+  auto store = queue::JobStore::open(config.dataDir, {}, status);
+  if (!store) {
+    err << "salvo bench: " << status.message() << "\n";
+    return campaigns::kExitIoErr;
+  }
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto submitted = engine::submitCampaign((dir / "campaign.yaml").string(), *store, wallClockMs());
+  report.submitSeconds = since(t0);
+  if (submitted.exitCode != 0) {
+    for (const auto& d : submitted.diagnostics.items()) {
+      err << "salvo bench: " << d.str() << "\n";
+    }
+    return submitted.exitCode;
+  }
+
+  // A progress line on a terminal, read from the store's counters.
+  std::atomic<bool> done{false};
+  std::mutex m;
+  std::condition_variable cv;
+  std::thread progress;
+  if (options.progress && !options.json && isatty(STDERR_FILENO)) {
+    progress = std::thread([&] {
+      std::unique_lock<std::mutex> lock(m);
+      while (!cv.wait_for(lock, std::chrono::milliseconds(500), [&] { return done.load(); })) {
+        auto c = store->counts(submitted.campaignNumber);
+        fmt::print(stderr, "\rsalvo bench: {} / {} delivered, {} in flight   ", c.delivered,
+                   options.recipients, c.inFlight);
+      }
+      fmt::print(stderr, "\r{:60}\r", "");
+    });
+  }
+
+  engine::setLogLevel(engine::LogLevel::Warn);
+  engine::DispatcherOptions dispatcherOptions;
+  dispatcherOptions.untilIdle = true;
+  engine::Dispatcher dispatcher(config, *store, nullptr, dispatcherOptions);
+  rusage before{};
+  rusage after{};
+  getrusage(RUSAGE_SELF, &before);
+  auto t1 = std::chrono::steady_clock::now();
+  int rc = dispatcher.run();
+  report.deliverySeconds = since(t1);
+  getrusage(RUSAGE_SELF, &after);
+  {
+    std::lock_guard<std::mutex> lock(m);
+    done = true;
+  }
+  cv.notify_all();
+  if (progress.joinable()) {
+    progress.join();
+  }
+
+  const auto& s = dispatcher.summary();
+  report.delivered = s.delivered;
+  report.deferred = s.deferred;
+  report.bounced = s.bounced;
+  report.expired = s.expired;
+  report.outcomeBatches = s.batches;
+  report.cpuSeconds = cpuSeconds(after) - cpuSeconds(before);
+  report.peakRssMiB = after.ru_maxrss / 1024.0;
+  if (options.target.empty()) {
+    report.sinkCpuSeconds = sink.stop();
+    std::ifstream in(dir / "sink-stats.json");
+    auto stats = nlohmann::json::parse(in, nullptr, false);
+    if (!stats.is_discarded()) {
+      report.sinkMessages = stats.value("messages", std::uint64_t{0});
+    }
+  }
+
+  if (options.json) {
+    nlohmann::json j = {
+        {"recipients", report.recipients},
+        {"domains", report.domains},
+        {"message_bytes", report.messageBytes},
+        {"target", report.target},
+        {"submit_seconds", report.submitSeconds},
+        {"submit_per_second", report.submitRate()},
+        {"delivery_seconds", report.deliverySeconds},
+        {"messages_per_second", report.deliveryRate()},
+        {"megabytes_per_second", report.megabytesPerSecond()},
+        {"delivered", report.delivered},
+        {"deferred", report.deferred},
+        {"bounced", report.bounced},
+        {"expired", report.expired},
+        {"sink_messages", report.sinkMessages},
+        {"cpu_seconds", report.cpuSeconds},
+        {"cpu_ms_per_1000", report.delivered ? report.cpuSeconds * 1e6 / report.delivered : 0.0},
+        {"sink_cpu_seconds", report.sinkCpuSeconds},
+        {"peak_rss_mib", report.peakRssMiB},
+        {"outcome_batches", report.outcomeBatches}};
+    out << j.dump(2) << "\n";
+  } else {
+    fmt::print(out, "salvo bench: {} recipients over {} domains, ~{} octets each, to {}\n",
+               report.recipients, report.domains, report.messageBytes, report.target);
+    fmt::print(out, "  submit    {:.3f} s   {:>12.0f} recipients/s\n", report.submitSeconds,
+               report.submitRate());
+    fmt::print(out, "  delivery  {:.3f} s   {:>12.0f} messages/s   {:.1f} MB/s\n",
+               report.deliverySeconds, report.deliveryRate(), report.megabytesPerSecond());
+    fmt::print(out, "  outcomes  {} delivered, {} deferred, {} bounced, {} expired\n",
+               report.delivered, report.deferred, report.bounced, report.expired);
+    if (options.target.empty()) {
+      fmt::print(out, "  sink      {} messages received, {:.2f} CPU s\n", report.sinkMessages,
+                 report.sinkCpuSeconds);
+    }
+    fmt::print(out, "  cpu       {:.2f} s ({:.1f} ms per 1,000 messages)\n", report.cpuSeconds,
+               report.delivered ? report.cpuSeconds * 1e6 / report.delivered : 0.0);
+    fmt::print(out, "  memory    peak RSS {:.1f} MiB\n", report.peakRssMiB);
+    fmt::print(out, "  fsyncs    {} outcome batches (+1 submit)\n", report.outcomeBatches);
+  }
+  return rc;
+}
+
+}  // namespace salvo::bench
