@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -87,11 +88,14 @@ SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std
   std::uint64_t read = 0;     // recipients, suppressed ones included
   std::uint64_t suppressed = 0;
   campaigns::Recipient recipient;
+  // A scheduled campaign's jobs become due at start_at; the retry schedule's maximum age
+  // counts from then too.
+  const std::int64_t dueMs = std::max(nowMs, campaign.startAtMs());
   auto flush = [&]() -> queue::Status {
     if (batch.empty()) {
       return queue::Status::ok();
     }
-    auto s = store.addJobs(number, written - batch.size(), batch, nowMs);
+    auto s = store.addJobs(number, written - batch.size(), batch, dueMs);
     batch.clear();
     return s;
   };
@@ -103,8 +107,8 @@ SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std
     }
     queue::JobRecord job;
     job.state = queue::JobState::Queued;
-    job.createdMs = nowMs;
-    job.dueMs = nowMs;
+    job.createdMs = dueMs;
+    job.dueMs = dueMs;
     job.recipient = std::move(recipient.email);
     job.values = std::move(recipient.values);
     batch.push_back(std::move(job));
