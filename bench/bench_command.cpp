@@ -1,6 +1,8 @@
 #include "bench/bench_command.h"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -9,6 +11,7 @@
 
 #include <fmt/core.h>
 #include <fmt/ostream.h>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -18,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <thread>
+#include <vector>
 
 #include "campaigns/config.h"
 #include "engine/dispatcher.h"
@@ -123,6 +127,33 @@ class SinkProcess {
   std::uint16_t port_ = 0;
 };
 
+// Generates a DKIM private key (RSA 2048 or Ed25519) into `path`, mode 0600.
+bool writeDkimKey(const fs::path& path, const std::string& kind, std::string& error) {
+  EVP_PKEY* key = kind == "rsa" ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{2048})
+                                : EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  if (key == nullptr) {
+    error = "cannot generate a " + kind + " DKIM key (OpenSSL EVP_PKEY_Q_keygen failed)";
+    return false;
+  }
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  std::FILE* f = fd >= 0 ? ::fdopen(fd, "w") : nullptr;
+  if (f == nullptr) {
+    error = "cannot write the DKIM key " + path.string() + ": " + strerror(errno);
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    EVP_PKEY_free(key);
+    return false;
+  }
+  bool ok = PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr) == 1;
+  ok = std::fclose(f) == 0 && ok;
+  EVP_PKEY_free(key);
+  if (!ok) {
+    error = "cannot write the DKIM key " + path.string();
+  }
+  return ok;
+}
+
 void writeCampaign(const fs::path& dir, const BenchOptions& o) {
   {
     std::ofstream csv(dir / "recipients.csv");
@@ -135,7 +166,16 @@ void writeCampaign(const fs::path& dir, const BenchOptions& o) {
   yaml << "id: bench\n"
           "from: \"Salvo Bench <bench@salvo-bench.example>\"\n"
           "subject: \"Benchmark message for {{name}}\"\n"
-          "recipients_csv: recipients.csv\n"
+          "recipients_csv: recipients.csv\n";
+  if (o.dkim != "none") {
+    yaml << "dkim:\n"
+            "  domain: salvo-bench.example\n"
+            "  selector: bench\n"
+            "  key_file: "
+         << (dir / "dkim.pem").string() << "\n"
+         << "  algorithm: " << (o.dkim == "rsa" ? "rsa-sha256" : "ed25519-sha256") << "\n";
+  }
+  yaml << ""
           "text: |\n"
           "  Hello {{name}},\n";
   // Headers take about 350 octets; fill the body with 72-octet lines up to the size.
@@ -151,6 +191,10 @@ void writeCampaign(const fs::path& dir, const BenchOptions& o) {
 int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) {
   if (options.recipients == 0 || options.domains == 0) {
     err << "salvo bench: --recipients and --domains must be at least 1\n";
+    return campaigns::kExitUsage;
+  }
+  if (options.dkim != "none" && options.dkim != "rsa" && options.dkim != "ed25519") {
+    err << "salvo bench: --dkim must be rsa, ed25519 or none, not '" << options.dkim << "'\n";
     return campaigns::kExitUsage;
   }
   fs::path dir;
@@ -181,6 +225,7 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
   report.recipients = options.recipients;
   report.domains = options.domains;
   report.messageBytes = options.size;
+  report.dkim = options.dkim;
 
   SinkProcess sink;
   campaigns::RouteConfig route;
@@ -214,6 +259,13 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
   config.delivery.heloName = "salvo-bench.localhost";
   config.delivery.maxConnectionsPerDestination = options.connections;
 
+  if (options.dkim != "none") {
+    std::string error;
+    if (!writeDkimKey(dir / "dkim.pem", options.dkim, error)) {
+      err << "salvo bench: " << error << "\n";
+      return campaigns::kExitSoftware;
+    }
+  }
   writeCampaign(dir, options);
   queue::Status status;
   auto store = queue::JobStore::open(config.dataDir, {}, status);
@@ -252,6 +304,15 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
   engine::setLogLevel(engine::LogLevel::Warn);
   engine::DispatcherOptions dispatcherOptions;
   dispatcherOptions.untilIdle = true;
+  // Lease-to-result latencies, collected on the dispatcher's control loop.
+  std::vector<std::int64_t> latenciesUs;
+  latenciesUs.reserve(options.recipients);
+  dispatcherOptions.onResult = [&latenciesUs](const engine::DeliveryResult& r) {
+    auto nowUs = std::chrono::duration_cast<std::chrono::microseconds>(
+                     std::chrono::steady_clock::now().time_since_epoch())
+                     .count();
+    latenciesUs.push_back(nowUs - r.job.leasedAtUs);
+  };
   engine::Dispatcher dispatcher(config, *store, nullptr, dispatcherOptions);
   rusage before{};
   rusage after{};
@@ -277,6 +338,19 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
   report.outcomeBatches = s.batches;
   report.cpuSeconds = cpuSeconds(after) - cpuSeconds(before);
   report.peakRssMiB = after.ru_maxrss / 1024.0;
+  report.latencySamples = latenciesUs.size();
+  if (!latenciesUs.empty()) {
+    auto at = [&latenciesUs](double q) {
+      auto i = static_cast<std::size_t>(q * static_cast<double>(latenciesUs.size() - 1));
+      std::nth_element(latenciesUs.begin(), latenciesUs.begin() + static_cast<long>(i),
+                       latenciesUs.end());
+      return static_cast<double>(latenciesUs[i]) / 1000.0;
+    };
+    report.latencyP50Ms = at(0.50);
+    report.latencyP99Ms = at(0.99);
+    report.latencyMaxMs =
+        static_cast<double>(*std::max_element(latenciesUs.begin(), latenciesUs.end())) / 1000.0;
+  }
   if (options.target.empty()) {
     report.sinkCpuSeconds = sink.stop();
     std::ifstream in(dir / "sink-stats.json");
@@ -306,7 +380,12 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
         {"cpu_ms_per_1000", report.delivered ? report.cpuSeconds * 1e6 / report.delivered : 0.0},
         {"sink_cpu_seconds", report.sinkCpuSeconds},
         {"peak_rss_mib", report.peakRssMiB},
-        {"outcome_batches", report.outcomeBatches}};
+        {"outcome_batches", report.outcomeBatches},
+        {"dkim", report.dkim},
+        {"latency_samples", report.latencySamples},
+        {"latency_p50_ms", report.latencyP50Ms},
+        {"latency_p99_ms", report.latencyP99Ms},
+        {"latency_max_ms", report.latencyMaxMs}};
     out << j.dump(2) << "\n";
   } else {
     fmt::print(out, "salvo bench: {} recipients over {} domains, ~{} octets each, to {}\n",
@@ -317,6 +396,12 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
                report.deliverySeconds, report.deliveryRate(), report.megabytesPerSecond());
     fmt::print(out, "  outcomes  {} delivered, {} deferred, {} bounced, {} expired\n",
                report.delivered, report.deferred, report.bounced, report.expired);
+    fmt::print(out, "  latency   p50 {:.1f} ms, p99 {:.1f} ms, max {:.1f} ms (lease to result)\n",
+               report.latencyP50Ms, report.latencyP99Ms, report.latencyMaxMs);
+    if (report.dkim != "none") {
+      fmt::print(out, "  dkim      {} (key generated for this run)\n",
+                 report.dkim == "rsa" ? "rsa-sha256, 2048 bits" : "ed25519-sha256");
+    }
     if (options.target.empty()) {
       fmt::print(out, "  sink      {} messages received, {:.2f} CPU s\n", report.sinkMessages,
                  report.sinkCpuSeconds);

@@ -2,8 +2,10 @@
 // Contract: creates a temporary data directory and configuration, starts `salvo sink` as
 // a separate process (so CPU figures separate Salvo from its peer) unless a target is
 // given, generates a synthetic campaign, submits it and runs the engine until idle, then
-// reports submit rate, delivery rate, CPU per 1,000 messages, peak RSS and synced
-// batches, as text or JSON. It measures; it asserts nothing about speed.
+// reports submit rate, delivery rate, delivery latency (lease to outcome, p50/p99), CPU
+// per 1,000 messages, peak RSS and synced batches, as text or JSON. With --dkim it signs
+// every message with a key generated for the run. It measures; it asserts nothing about
+// speed.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +21,7 @@ struct BenchOptions {
   std::string target;         // HOST:PORT of an existing SMTP server; empty = own sink
   int threads = 0;            // delivery loops; 0 = one per core
   int connections = 8;        // per destination
+  std::string dkim = "none";  // "none", "rsa" (rsa-sha256, 2048 bits) or "ed25519"
   bool json = false;
   bool progress = true;     // a progress line when stderr is a terminal
   std::string keepDir;      // when set, work there and keep it
@@ -41,6 +44,12 @@ struct BenchReport {
   std::uint64_t sinkMessages = 0;
   double peakRssMiB = 0;
   std::string target;
+  std::string dkim = "none";
+  // Delivery latency, lease to result, over every result (microseconds).
+  std::uint64_t latencySamples = 0;
+  double latencyP50Ms = 0;
+  double latencyP99Ms = 0;
+  double latencyMaxMs = 0;
 
   double submitRate() const { return submitSeconds > 0 ? recipients / submitSeconds : 0; }
   double deliveryRate() const { return deliverySeconds > 0 ? delivered / deliverySeconds : 0; }

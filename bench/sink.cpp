@@ -2,13 +2,17 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <uv.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
@@ -92,6 +96,9 @@ class Sink::Connection : public net::TcpHandler, public SinkSessionEvents {
       return false;
     }
     sink_.messages_.fetch_add(1, std::memory_order_relaxed);
+    if (sink_.options_.measureRate) {
+      sink_.recordMessageTime();
+    }
     sink_.recipients_.fetch_add(message.recipients.size(), std::memory_order_relaxed);
     sink_.bytes_.fetch_add(message.size, std::memory_order_relaxed);
     return true;
@@ -105,7 +112,10 @@ class Sink::Connection : public net::TcpHandler, public SinkSessionEvents {
 
  private:
   // Destroys this connection: nothing may touch a member afterwards.
-  void finish() { worker_.connections.erase(this); }
+  void finish() {
+    sink_.openConnections_.fetch_sub(1, std::memory_order_relaxed);
+    worker_.connections.erase(this);
+  }
 
   Sink& sink_;
   Worker& worker_;
@@ -119,6 +129,7 @@ Sink::Sink(Options options) : options_(std::move(options)) {
   rules_.hostname = options_.hostname;
   rules_.rejectRcpt = options_.rejectRcpt;
   rules_.deferRcpt = options_.deferRcpt;
+  rules_.reply421Every = options_.reply421Every;
   rules_.maxMessageSize = options_.maxMessageSize;
   rules_.capture = !options_.maildir.empty();
 }
@@ -153,16 +164,63 @@ bool Sink::start(std::string& error) {
   if (!parseListen(options_.listen, at, error)) {
     return false;
   }
+  if (!options_.auth.empty() && !loadAuth(error)) {
+    return false;
+  }
   if (!options_.maildir.empty() && !prepareMaildir(error)) {
     return false;
   }
   pid_ = static_cast<long>(::getpid());
-  // One worker for now. More workers would each listen on the same address with
-  // reusePort = true (the first one resolving port 0 for the others).
-  if (!startWorker(at, false, error)) {
-    return false;
+  unsigned threads = options_.threads;
+  if (threads == 0) {
+    threads = std::max(1U, std::thread::hardware_concurrency());
+  }
+  if (threads == 1) {
+    if (!startWorker(at, false, error)) {
+      return false;
+    }
+  } else {
+    if (!probe(at, error)) {
+      return false;
+    }
+    for (unsigned i = 0; i < threads; ++i) {
+      if (!startWorker(at, true, error)) {
+        stop();
+        return false;
+      }
+    }
   }
   bound_ = *net::Endpoint::fromIp(at.ip(), workers_.front()->listener->port());
+  return true;
+}
+
+bool Sink::probe(net::Endpoint& at, std::string& error) {
+  int fd = ::socket(at.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = fmt::format("listen {}: {}", at.str(), uv_strerror(uv_translate_sys_error(errno)));
+    return false;
+  }
+  int on = 1;
+  // As libuv binds: SO_REUSEADDR, so a port in TIME_WAIT is not "in use".
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  socklen_t len = at.family() == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&at.addr), len) != 0) {
+    error = fmt::format("listen {}: {}", at.str(), uv_strerror(uv_translate_sys_error(errno)));
+    ::close(fd);
+    return false;
+  }
+  sockaddr_storage bound{};
+  socklen_t boundLen = sizeof(bound);
+  int rc = ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &boundLen);
+  int savedErrno = errno;
+  ::close(fd);
+  if (rc != 0) {
+    error = fmt::format("listen {}: {}", at.str(), uv_strerror(uv_translate_sys_error(savedErrno)));
+    return false;
+  }
+  net::Endpoint resolved;
+  resolved.addr = bound;
+  at = *net::Endpoint::fromIp(at.ip(), resolved.port());
   return true;
 }
 
@@ -175,6 +233,10 @@ bool Sink::startWorker(const net::Endpoint& at, bool reusePort, std::string& err
       w->loop, at, reusePort,
       [this, w](std::unique_ptr<net::TcpConnection> tcp) {
         connections_.fetch_add(1, std::memory_order_relaxed);
+        std::uint64_t open = openConnections_.fetch_add(1, std::memory_order_relaxed) + 1;
+        std::uint64_t peak = peakConnections_.load(std::memory_order_relaxed);
+        while (open > peak && !peakConnections_.compare_exchange_weak(peak, open)) {
+        }
         auto conn = std::make_unique<Connection>(*this, *w, std::move(tcp));
         Connection* raw = conn.get();
         w->connections.emplace(raw, std::move(conn));
@@ -210,8 +272,25 @@ void Sink::stop() {
   workers_.clear();
 }
 
+void Sink::recordMessageTime() {
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  std::lock_guard<std::mutex> lock(rateMutex_);
+  recentMs_.push_back(now);
+  while (recentMs_.front() <= now - 1000) {
+    recentMs_.pop_front();
+  }
+  peakRate_ = std::max<std::uint64_t>(peakRate_, recentMs_.size());
+}
+
 Sink::Stats Sink::stats() const {
   Stats s;
+  s.peakConnections = peakConnections_.load(std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(rateMutex_);
+    s.peakMessagesPerSecond = peakRate_;
+  }
   s.connections = connections_.load(std::memory_order_relaxed);
   s.messages = messages_.load(std::memory_order_relaxed);
   s.recipients = recipients_.load(std::memory_order_relaxed);
@@ -219,6 +298,27 @@ Sink::Stats Sink::stats() const {
   s.deferred = deferred_.load(std::memory_order_relaxed);
   s.bytes = bytes_.load(std::memory_order_relaxed);
   return s;
+}
+
+bool Sink::loadAuth(std::string& error) {
+  const std::size_t colon = options_.auth.find(':');
+  if (colon == 0 || colon == std::string::npos || colon + 1 == options_.auth.size()) {
+    error = fmt::format("--auth \"{}\": expected USER:PASSWORD_FILE", options_.auth);
+    return false;
+  }
+  const std::string path = options_.auth.substr(colon + 1);
+  std::ifstream in(path, std::ios::binary);
+  std::string password;
+  if (!in || !std::getline(in, password)) {
+    error = fmt::format("--auth: cannot read the password file {}", path);
+    return false;
+  }
+  if (!password.empty() && password.back() == '\r') {
+    password.pop_back();
+  }
+  rules_.authUser = options_.auth.substr(0, colon);
+  rules_.authPassword = std::move(password);
+  return true;
 }
 
 bool Sink::prepareMaildir(std::string& error) {

@@ -5,14 +5,16 @@
 // (pure protocol code); this file only joins sessions to sockets, counts, and writes
 // accepted messages to a maildir when one is given. Stats are atomics, readable from any
 // thread at any time. The work is split into Workers (one EventLoop + listener + its
-// connections each) so that one loop per core with SO_REUSEPORT is a matter of starting
-// more of them; today there is one.
+// connections each): one per core by default, sharing the port with SO_REUSEPORT (the
+// kernel spreads the connections); the counters are shared atomics, so they stay exact.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -30,18 +32,31 @@ class Sink {
     std::vector<std::string> deferRcpt;     // RCPT address substrings answered 451
     std::string hostname = "salvo-sink";
     std::size_t maxMessageSize = 64 * 1024 * 1024;
-    // Stall this long before accepting each message. It blocks the sink's loop: a
-    // deliberately slow server, for head-of-line tests.
+    // Stall this long before accepting each message. It blocks the loop serving the
+    // connection (threads = 1: the whole sink): a deliberately slow server, for
+    // head-of-line tests.
     std::uint32_t delayMs = 0;
+    // Event loops (threads) serving the port; 0 = one per core.
+    unsigned threads = 0;
+    // "USER:PASSWORD_FILE": offer AUTH PLAIN LOGIN and require these credentials (the
+    // file's first line is the password). Empty: no AUTH.
+    std::string auth;
+    // Fault: 421 to the MAIL after this many messages on one connection (0 = never).
+    std::size_t reply421Every = 0;
+    // Record the peak of accepted messages in any one-second window (a lock per message:
+    // for tests, not benchmarks).
+    bool measureRate = false;
   };
 
   struct Stats {
-    std::uint64_t connections = 0;  // accepted
-    std::uint64_t messages = 0;     // accepted (250 after the final dot)
-    std::uint64_t recipients = 0;   // recipients of accepted messages
-    std::uint64_t rejected = 0;     // RCPTs refused with 550 by a rejectRcpt rule
-    std::uint64_t deferred = 0;     // RCPTs refused with 451 by a deferRcpt rule
-    std::uint64_t bytes = 0;        // octets of accepted messages (unstuffed data)
+    std::uint64_t connections = 0;            // accepted
+    std::uint64_t messages = 0;               // accepted (250 after the final dot)
+    std::uint64_t recipients = 0;             // recipients of accepted messages
+    std::uint64_t rejected = 0;               // RCPTs refused with 550 by a rejectRcpt rule
+    std::uint64_t deferred = 0;               // RCPTs refused with 451 by a deferRcpt rule
+    std::uint64_t bytes = 0;                  // octets of accepted messages (unstuffed data)
+    std::uint64_t peakConnections = 0;        // open at the same time, at most
+    std::uint64_t peakMessagesPerSecond = 0;  // in any 1 s window (with measureRate)
   };
 
   explicit Sink(Options options);
@@ -55,8 +70,10 @@ class Sink {
 
   // Creates the maildir (DIR/tmp, DIR/new, DIR/cur) if asked, binds, and starts serving.
   // False with a message ("listen 127.0.0.1:2525: address already in use", "bad listen
-  // address ...", "cannot create maildir ...").
+  // address ...", "cannot create maildir ...", "--auth ...").
   bool start(std::string& error);
+  // The number of loops serving, once started.
+  std::size_t threads() const { return workers_.size(); }
   // The bound port (the real one after listening on port 0); 0 before start().
   std::uint16_t port() const;
   // The bound address with the real port.
@@ -70,6 +87,11 @@ class Sink {
   class Connection;
 
   bool startWorker(const net::Endpoint& at, bool reusePort, std::string& error);
+  // Binds a plain socket (no SO_REUSEPORT) to `at` and releases it: fails as a single
+  // listener would when the address is taken (a SO_REUSEPORT listener of another sink
+  // would otherwise join it silently), and resolves port 0 for the workers.
+  static bool probe(net::Endpoint& at, std::string& error);
+  bool loadAuth(std::string& error);  // reads options_.auth into rules_
   bool prepareMaildir(std::string& error);
   // Writes one message to the maildir (tmp/, then renamed into new/).
   bool deliver(const SinkMessage& message, std::string& scratch, std::string& error);
@@ -87,6 +109,12 @@ class Sink {
   std::atomic<std::uint64_t> deferred_{0};
   std::atomic<std::uint64_t> bytes_{0};
   std::atomic<std::uint64_t> fileCounter_{0};
+  std::atomic<std::uint64_t> openConnections_{0};
+  std::atomic<std::uint64_t> peakConnections_{0};
+  void recordMessageTime();  // with measureRate
+  mutable std::mutex rateMutex_;
+  std::deque<std::int64_t> recentMs_;  // accepted-message times within the last second
+  std::uint64_t peakRate_ = 0;
 };
 
 }  // namespace salvo::bench

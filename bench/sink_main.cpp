@@ -14,11 +14,15 @@ namespace salvo::bench {
 
 namespace {
 
-std::string statsJson(const Sink::Stats& s) {
+// The peaks are reported with --measure-rate only (the measuring is opt-in).
+std::string statsJson(const Sink::Stats& s, bool peaks) {
   return fmt::format(
       "{{\"connections\": {}, \"messages\": {}, \"recipients\": {}, \"rejected\": {}, "
-      "\"deferred\": {}, \"bytes\": {}}}\n",
-      s.connections, s.messages, s.recipients, s.rejected, s.deferred, s.bytes);
+      "\"deferred\": {}, \"bytes\": {}{}}}\n",
+      s.connections, s.messages, s.recipients, s.rejected, s.deferred, s.bytes,
+      peaks ? fmt::format(", \"peak_connections\": {}, \"peak_messages_per_second\": {}",
+                          s.peakConnections, s.peakMessagesPerSecond)
+            : std::string());
 }
 
 bool writeFile(const std::string& path, const std::string& text, std::string& error) {
@@ -79,7 +83,8 @@ int runSinkCommand(const Sink::Options& options, const std::string& statsJsonPat
   out << fmt::format("salvo sink: {} messages, {} recipients, {} rejected, {} deferred, {} bytes",
                      s.messages, s.recipients, s.rejected, s.deferred, s.bytes)
       << std::endl;
-  if (!statsJsonPath.empty() && !writeFile(statsJsonPath, statsJson(s), error)) {
+  if (!statsJsonPath.empty() &&
+      !writeFile(statsJsonPath, statsJson(s, options.measureRate), error)) {
     err << "salvo sink: " << error << std::endl;
     return kSinkExitIoErr;
   }

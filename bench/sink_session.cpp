@@ -1,6 +1,7 @@
 #include "bench/sink_session.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 namespace salvo::bench {
@@ -87,6 +88,40 @@ bool containsAny(std::string_view address, const std::vector<std::string>& needl
   return false;
 }
 
+// RFC 4648 base64; false on any character outside the alphabet or bad padding.
+bool decodeBase64(std::string_view in, std::string& out) {
+  out.clear();
+  std::uint32_t acc = 0;
+  int bits = 0;
+  std::size_t i = 0;
+  for (; i < in.size() && in[i] != '='; ++i) {
+    const char c = in[i];
+    int v = -1;
+    if (c >= 'A' && c <= 'Z') {
+      v = c - 'A';
+    } else if (c >= 'a' && c <= 'z') {
+      v = c - 'a' + 26;
+    } else if (c >= '0' && c <= '9') {
+      v = c - '0' + 52;
+    } else if (c == '+') {
+      v = 62;
+    } else if (c == '/') {
+      v = 63;
+    } else {
+      return false;
+    }
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  const std::size_t padding = in.size() - i;
+  return in.find_first_not_of('=', i) == std::string_view::npos && padding <= 2 &&
+         in.size() % 4 == 0;
+}
+
 constexpr const char* kStateNames[] = {"Greeting", "Idle", "Mail", "Data", "Closed"};
 
 }  // namespace
@@ -102,6 +137,9 @@ SinkSession::SinkSession(const SinkRules& rules, SinkSessionEvents& events)
   ehloReply_ += "250-SIZE " + std::to_string(rules_.maxMessageSize) + "\r\n";
   ehloReply_ += "250-8BITMIME\r\n";
   ehloReply_ += "250-ENHANCEDSTATUSCODES\r\n";
+  if (!rules_.authUser.empty()) {
+    ehloReply_ += "250-AUTH PLAIN LOGIN\r\n";
+  }
   ehloReply_ += "250 SMTPUTF8\r\n";
 }
 
@@ -265,6 +303,7 @@ void SinkSession::finishMessage() {
     message.size = size_;
     std::string error;
     if (events_.onMessage(message, error)) {
+      ++accepted_;
       reply("250 2.0.0 Ok: queued");
     } else {
       reply("451 4.3.0 " + error);
@@ -283,6 +322,10 @@ void SinkSession::resetTransaction() {
 }
 
 void SinkSession::command(std::string_view line) {
+  if (authStep_ != AuthStep::None) {
+    authResponse(line);
+    return;
+  }
   std::size_t sp = line.find(' ');
   std::string_view verb = line.substr(0, sp);
   std::string_view args = sp == std::string_view::npos ? std::string_view() : trim(line.substr(sp));
@@ -306,6 +349,8 @@ void SinkSession::command(std::string_view line) {
       state_ = State::Idle;
     }
     reply("250 2.0.0 Ok");
+  } else if (iequals(verb, "AUTH") && !rules_.authUser.empty()) {
+    auth(args);
   } else if (iequals(verb, "NOOP")) {
     reply("250 2.0.0 Ok");
   } else if (iequals(verb, "QUIT")) {
@@ -318,6 +363,90 @@ void SinkSession::command(std::string_view line) {
     reply("502 5.5.1 command not implemented");
   } else {
     reply("500 5.5.2 command not recognized");
+  }
+}
+
+void SinkSession::auth(std::string_view args) {
+  if (state_ == State::Greeting) {
+    reply("503 5.5.1 send EHLO first");
+    return;
+  }
+  if (authenticated_) {
+    reply("503 5.5.1 already authenticated");
+    return;
+  }
+  if (state_ != State::Idle) {
+    reply("503 5.5.1 AUTH not permitted during a mail transaction");
+    return;
+  }
+  const std::string_view mechanism = nextWord(args);
+  const std::string_view initial = trim(args);
+  if (iequals(mechanism, "PLAIN")) {
+    if (initial.empty()) {
+      authStep_ = AuthStep::Plain;
+      reply("334 ");
+    } else {
+      authStep_ = AuthStep::Plain;
+      authResponse(initial);
+    }
+  } else if (iequals(mechanism, "LOGIN")) {
+    authStep_ = AuthStep::LoginUser;
+    if (initial.empty()) {
+      reply("334 VXNlcm5hbWU6");  // "Username:"
+    } else {
+      authResponse(initial);
+    }
+  } else {
+    reply("504 5.5.4 unrecognized authentication mechanism");
+  }
+}
+
+void SinkSession::authResponse(std::string_view line) {
+  const AuthStep step = authStep_;
+  authStep_ = AuthStep::None;
+  if (line == "*") {
+    reply("501 5.7.0 authentication cancelled");
+    return;
+  }
+  std::string decoded;
+  if (!decodeBase64(line, decoded)) {
+    reply("501 5.5.2 cannot decode the response (base64)");
+    return;
+  }
+  switch (step) {
+    case AuthStep::Plain: {
+      // RFC 4616: authzid NUL authcid NUL passwd.
+      const std::size_t first = decoded.find('\0');
+      const std::size_t second =
+          first == std::string::npos ? std::string::npos : decoded.find('\0', first + 1);
+      if (second == std::string::npos) {
+        reply("501 5.5.2 malformed PLAIN response");
+        return;
+      }
+      const std::string_view view = decoded;
+      checkCredentials(view.substr(first + 1, second - first - 1), view.substr(second + 1));
+      break;
+    }
+    case AuthStep::LoginUser:
+      authUser_ = decoded;
+      authStep_ = AuthStep::LoginPassword;
+      reply("334 UGFzc3dvcmQ6");  // "Password:"
+      break;
+    case AuthStep::LoginPassword:
+      checkCredentials(authUser_, decoded);
+      authUser_.clear();
+      break;
+    case AuthStep::None:
+      break;
+  }
+}
+
+void SinkSession::checkCredentials(std::string_view user, std::string_view password) {
+  if (user == rules_.authUser && password == rules_.authPassword) {
+    authenticated_ = true;
+    reply("235 2.7.0 Authentication successful");
+  } else {
+    reply("535 5.7.8 Authentication credentials invalid");
   }
 }
 
@@ -343,6 +472,15 @@ void SinkSession::mail(std::string_view args) {
   }
   if (state_ == State::Mail) {
     reply("503 5.5.1 nested MAIL command");
+    return;
+  }
+  if (!rules_.authUser.empty() && !authenticated_) {
+    reply("530 5.7.0 authentication required");
+    return;
+  }
+  if (rules_.reply421Every > 0 && accepted_ >= rules_.reply421Every) {
+    reply("421 4.7.0 too many messages on this connection, closing");
+    quit_ = true;  // closes the connection once this reply is out
     return;
   }
   std::string_view path;

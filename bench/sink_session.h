@@ -5,6 +5,8 @@
 // (pipelining, RFC 2920) and hands the replies to one feed() over in one sendReply().
 // Fault injection is per recipient: a RCPT whose address contains a `rejectRcpt`
 // substring gets 550, one containing a `deferRcpt` substring gets 451.
+// AUTH (RFC 4954, PLAIN and LOGIN) when `authUser` is set: it is advertised, MAIL needs it
+// first (530), and credentials other than the configured ones get 535.
 // It is a benchmark target: no allocation per line or per message once its buffers have
 // grown (recipient strings and the data buffer keep their capacity), and the data phase
 // scans with memchr instead of byte by byte.
@@ -25,6 +27,11 @@ struct SinkRules {
   std::size_t maxMessageSize = 64 * 1024 * 1024;  // octets, advertised as SIZE
   std::size_t maxRecipients = 1000;               // per message; more get 452
   bool capture = false;  // keep the message data for onMessage (a maildir needs it)
+  // Fault: after this many accepted messages on a connection, answer the next MAIL with
+  // "421 4.7.0" and close (a provider's per-connection limit); 0 = never.
+  std::size_t reply421Every = 0;
+  std::string authUser;  // "" = no AUTH
+  std::string authPassword;
 };
 
 struct SinkMessage {
@@ -85,6 +92,9 @@ class SinkSession {
   void mail(std::string_view args);
   void rcpt(std::string_view args);
   void data(std::string_view args);
+  void auth(std::string_view args);
+  void authResponse(std::string_view line);  // a line of an AUTH exchange
+  void checkCredentials(std::string_view user, std::string_view password);
   void resetTransaction();
   void reply(std::string_view text);  // appends text + CRLF
   void flushReplies();
@@ -98,6 +108,14 @@ class SinkSession {
   bool discarding_ = false;  // skipping the rest of an over-long command line
   std::string out_;          // replies of this feed()
   bool quit_ = false;
+
+  std::size_t accepted_ = 0;  // messages accepted on this connection
+
+  // AUTH.
+  enum class AuthStep { None, Plain, LoginUser, LoginPassword };
+  AuthStep authStep_ = AuthStep::None;
+  bool authenticated_ = false;
+  std::string authUser_;  // LOGIN: the user name, between the two prompts
 
   // The transaction.
   std::string from_;

@@ -4,8 +4,16 @@
 
 #include <arpa/inet.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <limits>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -217,6 +225,11 @@ class ConfigLoader {
   // A 'tls' value: none, opportunistic, required or verify.
   std::optional<TlsMode> loadTlsMode(const YamlFile::Entry& e);
   void loadRoutes(const YamlFile::Entry& e, SalvoConfig& config);
+  void loadPolicy(const YamlFile::Entry& e, SalvoConfig& config);
+  void loadLimits(const YamlFile::Entry& e, SalvoConfig& config);
+  // auth_user, password_file / password_env, allow_plaintext_auth of one route.
+  bool loadRouteAuth(const std::map<std::string, YamlFile::Entry, std::less<>>& fields,
+                     RouteConfig& route);
   void loadDuration(const YamlFile::Entry& e, const DurationKey& key, SalvoConfig& config);
 
   YamlFile yaml_;
@@ -245,8 +258,8 @@ void ConfigLoader::load(std::string& text, SalvoConfig& config) {
                 "expected a map of settings (data_dir, metrics, dns, delivery, retry, routes)");
     return;
   }
-  const auto fields =
-      yaml_.readMap(root, {"data_dir", "metrics", "dns", "delivery", "retry", "routes"});
+  const auto fields = yaml_.readMap(
+      root, {"data_dir", "metrics", "dns", "delivery", "retry", "routes", "policy", "limits"});
   if (const auto it = fields.find("data_dir"); it != fields.end()) {
     auto dir = yaml_.scalar(it->second.value, "'data_dir'");
     if (dir && dir->empty()) {
@@ -276,6 +289,92 @@ void ConfigLoader::load(std::string& text, SalvoConfig& config) {
   }
   if (const auto it = fields.find("routes"); it != fields.end()) {
     loadRoutes(it->second, config);
+  }
+  if (const auto it = fields.find("policy"); it != fields.end()) {
+    loadPolicy(it->second, config);
+  }
+  if (const auto it = fields.find("limits"); it != fields.end()) {
+    loadLimits(it->second, config);
+  }
+}
+
+void ConfigLoader::loadPolicy(const YamlFile::Entry& e, SalvoConfig& config) {
+  if (!isSection(e, "policy")) {
+    return;
+  }
+  const auto fields = yaml_.readMap(e.value, {"providers", "bounce_rules", "shaping_rules"});
+  const std::pair<const char*, std::string*> keys[] = {
+      {"providers", &config.policy.providers},
+      {"bounce_rules", &config.policy.bounceRules},
+      {"shaping_rules", &config.policy.shapingRules}};
+  for (const auto& [key, target] : keys) {
+    const auto it = fields.find(key);
+    if (it == fields.end()) {
+      continue;
+    }
+    auto path = yaml_.scalar(it->second.value, fmt::format("'{}'", key));
+    if (path && path->empty()) {
+      yaml_.error(yaml_.valuePosition(it->second.key, it->second.value),
+                  fmt::format("'{}' is empty (leave it out for the built-in table)", key));
+    } else if (path) {
+      std::filesystem::path p(*path);
+      if (p.is_relative()) {
+        p = std::filesystem::path(yaml_.file()).parent_path() / p;
+      }
+      *target = p.lexically_normal().string();
+    }
+  }
+}
+
+void ConfigLoader::loadLimits(const YamlFile::Entry& e, SalvoConfig& config) {
+  if (!e.value.IsSequence()) {
+    yaml_.error(yaml_.valuePosition(e.key, e.value),
+                "'limits' must be a list like [{match: \"*.example\", messages_per_second: 20}]");
+    return;
+  }
+  for (const YAML::Node& item : e.value) {
+    if (!item.IsMap()) {
+      yaml_.error(item, "a limits entry must be a map {match: ... or mx: ..., LIMIT: VALUE...}");
+      continue;
+    }
+    LimitOverrideConfig entry;
+    bool ok = true;
+    for (const auto& kv : item) {
+      auto key = yaml_.scalar(kv.first, "a limits key");
+      auto value = yaml_.scalar(kv.second, key ? fmt::format("'{}'", *key) : "a limit");
+      if (!key || !value) {
+        ok = false;
+        continue;
+      }
+      const auto at = yaml_.valuePosition(kv.first, kv.second);
+      if (*key == "match" || *key == "mx") {
+        std::string_view domain = *value;
+        const bool subdomains = domain.substr(0, 2) == "*.";
+        if (subdomains) {
+          domain.remove_prefix(2);
+        }
+        std::string canonical;
+        std::string why;
+        if (domain.empty() || !parseDomain(domain, canonical, why)) {
+          yaml_.error(at, fmt::format("invalid '{}' pattern '{}': {}", *key, printable(*value),
+                                      why.empty() ? "expected \"*.domain\" or \"domain\"" : why));
+          ok = false;
+          continue;
+        }
+        (*key == "match" ? entry.match : entry.mx) = subdomains ? "*." + canonical : canonical;
+        continue;
+      }
+      entry.values.push_back(LimitValueConfig{*key, *value, yaml_.file(), at.line, at.column});
+    }
+    if (entry.match.empty() == entry.mx.empty()) {
+      yaml_.error(item,
+                  "a limits entry needs exactly one of 'match' (recipient domains) or "
+                  "'mx' (MX host names)");
+      ok = false;
+    }
+    if (ok) {
+      config.limits.push_back(std::move(entry));
+    }
   }
 }
 
@@ -504,7 +603,9 @@ void ConfigLoader::loadRoutes(const YamlFile::Entry& e, SalvoConfig& config) {
       yaml_.error(item, "a route must be a map {match: ..., host: ..., port: ...}");
       continue;
     }
-    const auto fields = yaml_.readMap(item, {"match", "host", "port", "tls"});
+    const auto fields =
+        yaml_.readMap(item, {"match", "host", "port", "tls", "auth_user", "password_file",
+                             "password_env", "allow_plaintext_auth"});
     RouteConfig route;
     bool ok = true;
     const auto matchIt = fields.find("match");
@@ -571,10 +672,115 @@ void ConfigLoader::loadRoutes(const YamlFile::Entry& e, SalvoConfig& config) {
       route.tls = loadTlsMode(tlsIt->second);
       ok = ok && route.tls.has_value();
     }
+    ok = loadRouteAuth(fields, route) && ok;
     if (ok) {
       config.routes.push_back(std::move(route));
     }
   }
+}
+
+bool ConfigLoader::loadRouteAuth(const std::map<std::string, YamlFile::Entry, std::less<>>& fields,
+                                 RouteConfig& route) {
+  const auto at = [&](const YamlFile::Entry& f) { return yaml_.valuePosition(f.key, f.value); };
+  const auto hasControlOctet = [](std::string_view v) {
+    return std::any_of(v.begin(), v.end(),
+                       [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+  };
+  bool ok = true;
+  if (const auto it = fields.find("allow_plaintext_auth"); it != fields.end()) {
+    const auto text = yaml_.scalar(it->second.value, "'allow_plaintext_auth'");
+    if (text && (*text == "true" || *text == "false")) {
+      route.allowPlaintextAuth = *text == "true";
+    } else {
+      if (text) {
+        yaml_.error(at(it->second),
+                    fmt::format("'allow_plaintext_auth' must be true or false (got '{}')",
+                                printable(*text)));
+      }
+      ok = false;
+    }
+  }
+  const auto userIt = fields.find("auth_user");
+  const auto fileIt = fields.find("password_file");
+  const auto envIt = fields.find("password_env");
+  if (userIt == fields.end()) {
+    const auto stray = fileIt != fields.end() ? fileIt : envIt;
+    if (stray != fields.end()) {
+      yaml_.error(at(stray->second),
+                  fmt::format("'{}' needs 'auth_user' on the same route", stray->first));
+      return false;
+    }
+    return ok;
+  }
+  const auto user = yaml_.scalar(userIt->second.value, "'auth_user'");
+  if (!user) {
+    return false;
+  }
+  if (user->empty() || hasControlOctet(*user)) {
+    yaml_.error(at(userIt->second), "'auth_user' must be a non-empty name without control octets");
+    return false;
+  }
+  if ((fileIt == fields.end()) == (envIt == fields.end())) {
+    yaml_.error(at(userIt->second),
+                "'auth_user' needs exactly one of 'password_file' or 'password_env'");
+    return false;
+  }
+  std::string password;
+  if (fileIt != fields.end()) {
+    const auto path = yaml_.scalar(fileIt->second.value, "'password_file'");
+    if (!path) {
+      return false;
+    }
+    struct stat st {};
+    std::string why;
+    if (::stat(path->c_str(), &st) != 0) {
+      why = std::strerror(errno);
+    } else if (!S_ISREG(st.st_mode)) {
+      why = "not a regular file";
+    } else if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+      why = fmt::format("mode {:04o} lets others read it; chmod 600 it", st.st_mode & 07777);
+    } else if (st.st_uid != ::geteuid()) {
+      why = "not owned by the user salvo runs as";
+    }
+    if (why.empty() && !readWholeFile(*path, password, why)) {
+      password.clear();
+    }
+    if (why.empty()) {
+      // One line: the trailing line break is not part of the password.
+      while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
+        password.pop_back();
+      }
+      if (password.empty()) {
+        why = "it is empty";
+      }
+    }
+    if (!why.empty()) {
+      yaml_.error(at(fileIt->second),
+                  fmt::format("password_file '{}' refused: {}", printable(*path), why));
+      return false;
+    }
+  } else {
+    const auto name = yaml_.scalar(envIt->second.value, "'password_env'");
+    if (!name) {
+      return false;
+    }
+    const char* value = name->empty() ? nullptr : std::getenv(name->c_str());
+    if (value == nullptr || *value == '\0') {
+      yaml_.error(at(envIt->second),
+                  fmt::format("password_env: environment variable '{}' is not set or empty",
+                              printable(*name)));
+      return false;
+    }
+    password = value;
+  }
+  if (hasControlOctet(password)) {
+    yaml_.error(at(fileIt != fields.end() ? fileIt->second : envIt->second),
+                "the password contains a control octet (NUL, CR, LF...)");
+    return false;
+  }
+  route.authUser = *user;
+  route.authPassword = std::move(password);
+  return ok;
 }
 
 }  // namespace

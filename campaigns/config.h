@@ -30,6 +30,12 @@ struct RouteConfig {
   std::string host;
   std::uint16_t port = 25;
   std::optional<TlsMode> tls;  // unset: delivery.tls
+  // SMTP AUTH (RFC 4954) with a smarthost account; authUser "" = no AUTH. The password is
+  // read once, at load (password_file: a file only its owner may read; password_env: an
+  // environment variable). Credentials go only over TLS unless allowPlaintextAuth.
+  std::string authUser{};  // "{}": brace-initialised routes may omit these fields
+  std::string authPassword{};
+  bool allowPlaintextAuth = false;
 };
 
 // Reply timeouts per SMTP state; defaults from RFC 5321 §4.5.3.2.
@@ -62,6 +68,31 @@ struct RetryConfig {
   std::uint32_t maxAgeSec = 3 * 86400;   // then the job expires
 };
 
+// policy: the delivery policy files (paths relative to the configuration file); ""
+// = the built-in tables (the same as examples/policy/*.yaml).
+struct PolicyConfig {
+  std::string providers;     // providers.yaml: provider MX patterns and limits
+  std::string bounceRules;   // bounce-rules.yaml: reply -> bounce category
+  std::string shapingRules;  // shaping-rules.yaml: reply -> throttling action
+};
+
+// limits: per-destination limit overrides, by recipient domain pattern (`match`, as routes)
+// or MX host pattern (`mx`: "*.google.com"); the first entry that matches a destination
+// applies on top of its provider's limits. Values stay text here: the engine owns the
+// limit keys (engine/destination_limits.h) and checks them at startup.
+struct LimitValueConfig {
+  std::string key;  // "messages_per_second"
+  std::string value;
+  std::string file;  // where it was written, for diagnostics
+  int line = 0;
+  int column = 0;
+};
+struct LimitOverrideConfig {
+  std::string match;  // recipient domain pattern, or ""
+  std::string mx;     // MX host pattern, or ""
+  std::vector<LimitValueConfig> values;
+};
+
 struct SalvoConfig {
   std::string file;  // where it was read from, "" = built-in defaults
   std::string dataDir = "salvo-data";
@@ -70,6 +101,8 @@ struct SalvoConfig {
   std::vector<RouteConfig> routes;
   DeliveryConfig delivery;
   RetryConfig retry;
+  PolicyConfig policy;
+  std::vector<LimitOverrideConfig> limits;
 };
 
 // Reads `path`. When `path` is empty: ./salvo.yaml if present, else the defaults.

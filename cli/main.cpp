@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -18,6 +19,8 @@
 #include "campaigns/campaign.h"
 #include "campaigns/config.h"
 #include "engine/dispatcher.h"
+#include "engine/event_log.h"
+#include "engine/event_summary.h"
 #include "engine/log.h"
 #include "engine/submitter.h"
 #include "metrics/metrics.h"
@@ -52,6 +55,11 @@ int loadConfig(const std::string& path, salvo::campaigns::SalvoConfig& config) {
   }
   config = std::move(*loaded);
   return 0;
+}
+
+// The per-recipient event log of a data directory (rotated as events.jsonl.1 ...).
+std::string eventLogPath(const salvo::campaigns::SalvoConfig& config) {
+  return (std::filesystem::path(config.dataDir) / "events" / "events.jsonl").string();
 }
 
 int exitCodeFor(const salvo::queue::Status& status) {
@@ -168,14 +176,52 @@ int cmdRun(const std::string& configPath, bool untilIdle, bool verbose) {
   }
   salvo::engine::DispatcherOptions options;
   options.untilIdle = untilIdle;
+  options.eventLogPath = eventLogPath(config);
+  {
+    Diagnostics diags;
+    if (!salvo::engine::loadPolicy(config, options, diags)) {
+      printDiagnostics(diags);
+      return diags.exitCode();
+    }
+  }
   salvo::engine::Dispatcher dispatcher(config, *store, &metrics, options);
   // Applies `salvo submit|pause|resume|cancel` issued while this daemon holds the store.
   salvo::engine::ControlServer control(*store, config.dataDir, wallClockMs);
   rc = dispatcher.run();
   const auto& s = dispatcher.summary();
-  fmt::print("salvo run: {} delivered, {} deferred, {} bounced, {} expired ({} commit batches)\n",
-             s.delivered, s.deferred, s.bounced, s.expired, s.batches);
+  fmt::print(
+      "salvo run: {} delivered, {} deferred, {} bounced, {} expired, {} suppressed ({} commit "
+      "batches)\n",
+      s.delivered, s.deferred, s.bounced, s.expired, s.suppressed, s.batches);
   return rc;
+}
+
+int cmdEvents(const std::string& configPath, const std::string& campaign,
+              const std::string& format) {
+  salvo::campaigns::SalvoConfig config;
+  if (int rc = loadConfig(configPath, config)) {
+    return rc;
+  }
+  salvo::engine::ExportFormat f = salvo::engine::ExportFormat::JsonLines;
+  if (format == "csv") {
+    f = salvo::engine::ExportFormat::Csv;
+  } else if (format != "jsonl") {
+    fmt::print(stderr, "salvo events: unknown format '{}' (csv or jsonl)\n", format);
+    return salvo::campaigns::kExitUsage;
+  }
+  salvo::engine::EventLogOptions defaults;
+  salvo::engine::ExportStats stats;
+  std::string error;
+  if (!salvo::engine::exportCampaignEvents(eventLogPath(config), defaults.keepFiles, campaign, f,
+                                           std::cout, stats, error)) {
+    fmt::print(stderr, "salvo events: {}\n", error);
+    return salvo::campaigns::kExitNoInput;
+  }
+  std::cout.flush();
+  if (stats.skippedLines > 0) {
+    fmt::print(stderr, "salvo events: skipped {} unreadable line(s)\n", stats.skippedLines);
+  }
+  return 0;
 }
 
 int cmdStatus(const std::string& configPath, const std::string& only, bool json) {
@@ -188,6 +234,28 @@ int cmdStatus(const std::string& configPath, const std::string& only, bool json)
   if (!store) {
     return rc;
   }
+  // Per provider and the top deferral reasons come from the event log.
+  salvo::engine::DispatcherOptions policy;
+  {
+    Diagnostics diags;
+    if (!salvo::engine::loadPolicy(config, policy, diags)) {
+      printDiagnostics(diags);
+      return diags.exitCode();
+    }
+  }
+  std::map<std::string, salvo::engine::CampaignEventSummary> summaries;
+  {
+    std::string error;
+    salvo::engine::EventLogOptions defaults;
+    if (!salvo::engine::summarizeEvents(
+            eventLogPath(config), defaults.keepFiles,
+            policy.providers ? *policy.providers : salvo::engine::ProviderTable(), 5, summaries,
+            error)) {
+      fmt::print(stderr, "salvo: {}\n", error);
+      return salvo::campaigns::kExitNoInput;
+    }
+  }
+  std::vector<std::string> detailed;  // campaigns shown that have events
   nlohmann::json out = nlohmann::json::array();
   bool found = only.empty();
   if (!json) {
@@ -215,7 +283,22 @@ int cmdStatus(const std::string& configPath, const std::string& only, bool json)
                      {"attempts", n.attempts},
                      {"deferrals", n.deferrals},
                      {"suppressed", n.suppressed}});
+      nlohmann::json providers = nlohmann::json::object();
+      nlohmann::json reasons = nlohmann::json::array();
+      if (auto it = summaries.find(c.name); it != summaries.end()) {
+        for (const auto& [provider, counts] : it->second.providers) {
+          providers[provider] = counts;
+        }
+        for (const auto& [reason, jobs] : it->second.topDeferrals) {
+          reasons.push_back({{"reason", reason}, {"jobs", jobs}});
+        }
+      }
+      out.back()["providers"] = providers;
+      out.back()["top_deferrals"] = reasons;
     } else {
+      if (summaries.count(c.name) != 0) {
+        detailed.push_back(c.name);
+      }
       fmt::print("{:<24} {:>8} {:>10} {:>9} {:>10} {:>9} {:>8} {:>8}\n", c.name,
                  salvo::queue::campaignStateName(c.state), n.queued, n.inFlight, n.delivered,
                  n.deferred, n.bounced, n.expired);
@@ -223,6 +306,26 @@ int cmdStatus(const std::string& configPath, const std::string& only, bool json)
   }
   if (json) {
     fmt::print("{}\n", out.dump(2));
+  }
+  for (const auto& name : detailed) {
+    const auto& summary = summaries[name];
+    fmt::print("\n{} by provider (latest event per recipient):\n", name);
+    fmt::print("  {:<16} {:>10} {:>9} {:>8} {:>8} {:>10}\n", "PROVIDER", "DELIVERED", "DEFERRED",
+               "BOUNCED", "EXPIRED", "SUPPRESSED");
+    for (const auto& [provider, counts] : summary.providers) {
+      auto count = [&counts = counts](const char* type) {
+        auto it = counts.find(type);
+        return it == counts.end() ? std::uint64_t{0} : it->second;
+      };
+      fmt::print("  {:<16} {:>10} {:>9} {:>8} {:>8} {:>10}\n", provider, count("delivered"),
+                 count("deferred"), count("bounced"), count("expired"), count("suppressed"));
+    }
+    if (!summary.topDeferrals.empty()) {
+      fmt::print("  top deferral reasons:\n");
+      for (const auto& [reason, jobs] : summary.topDeferrals) {
+        fmt::print("  {:>8}  {}\n", jobs, reason);
+      }
+    }
   }
   if (!found) {
     fmt::print(stderr, "salvo: no campaign '{}' in {}\n", only, config.dataDir);
@@ -258,6 +361,12 @@ int main(int argc, char** argv) {
   status->add_option("campaign", only, "only this campaign");
   status->add_flag("--json", json, "machine-readable output");
 
+  std::string eventsCampaign;
+  std::string eventsFormat = "jsonl";
+  auto* events = app.add_subcommand("events", "export a campaign's delivery events");
+  events->add_option("campaign", eventsCampaign, "campaign id")->required();
+  events->add_option("--format", eventsFormat, "csv or jsonl")->capture_default_str();
+
   salvo::bench::Sink::Options sinkOptions;
   std::string statsJson;
   auto* sink = app.add_subcommand("sink", "a fast SMTP sink for tests and benchmarks");
@@ -271,6 +380,15 @@ int main(int argc, char** argv) {
   sink->add_option("--stats-json", statsJson, "write the final counts here as JSON");
   sink->add_option("--delay-ms", sinkOptions.delayMs,
                    "stall this long before accepting each message (a slow server)");
+  sink->add_option("--auth", sinkOptions.auth,
+                   "USER:PASSWORD_FILE: offer AUTH PLAIN LOGIN and require these credentials");
+  sink->add_option("--reply-421-every", sinkOptions.reply421Every,
+                   "answer 421 and close after this many messages on a connection");
+  sink->add_flag("--measure-rate", sinkOptions.measureRate,
+                 "report the peak messages accepted in any second (peak_messages_per_second)");
+  sink->add_option("--threads", sinkOptions.threads,
+                   "event loops sharing the port with SO_REUSEPORT (0 = one per core)")
+      ->capture_default_str();
 
   salvo::bench::BenchOptions benchOptions;
   auto* bench = app.add_subcommand("bench", "measure delivery throughput against a local sink");
@@ -285,6 +403,10 @@ int main(int argc, char** argv) {
   bench->add_option("--connections", benchOptions.connections, "connections per destination")
       ->capture_default_str();
   bench->add_option("--keep", benchOptions.keepDir, "work in this directory and keep it");
+  bench
+      ->add_option("--dkim", benchOptions.dkim,
+                   "sign with a key generated for the run: rsa, ed25519 or none")
+      ->capture_default_str();
   bench->add_flag("--json", benchOptions.json, "machine-readable report");
 
   std::string campaignName;
@@ -318,7 +440,7 @@ int main(int argc, char** argv) {
   }
 
   // Options may come before or after the subcommand.
-  for (auto* sub : {validate, submit, run, status, sink, bench}) {
+  for (auto* sub : {validate, submit, run, status, sink, bench, events}) {
     sub->add_option("--config", configPath, "configuration file");
   }
 
@@ -340,6 +462,9 @@ int main(int argc, char** argv) {
   }
   if (*status) {
     return cmdStatus(configPath, only, json);
+  }
+  if (*events) {
+    return cmdEvents(configPath, eventsCampaign, eventsFormat);
   }
   if (*bench) {
     return salvo::bench::runBench(benchOptions, std::cout, std::cerr);

@@ -4,15 +4,19 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "campaigns/campaign.h"
 #include "campaigns/config.h"
+#include "engine/destination_limits.h"
 #include "engine/net/address.h"
 #include "engine/net/tls.h"
+#include "engine/shaping_rules.h"
 #include "engine/smtp/session.h"
+#include "metrics/metrics.h"
 #include "queue/job.h"
 
 namespace salvo::engine {
@@ -21,6 +25,11 @@ struct DeliveryJob {
   queue::JobId id;
   queue::JobRecord record;  // as leased: record.state is the state it was taken in
   std::shared_ptr<const campaigns::Campaign> campaign;
+  // Steady-clock microseconds when the dispatcher leased it: for latency figures only
+  // (`salvo bench`), never for scheduling.
+  std::int64_t leasedAtUs = 0;
+  // Steady-clock microseconds when its MAIL FROM was queued to send (0: not sent yet).
+  std::int64_t submittedUs = 0;
 };
 
 struct DeliveryResult {
@@ -29,6 +38,11 @@ struct DeliveryResult {
   smtp::FailureScope scope = smtp::FailureScope::None;
   std::string reply;  // one line: the deciding reply's summary, or the error
   bool tls = false;   // the attempt ran over TLS (STARTTLS)
+  // The deciding reply, when there was one (code 0 otherwise), for classification.
+  int replyCode = 0;
+  smtp::EnhancedCode enhanced{};
+  std::string mxHost{};       // the host name of the endpoint that answered, "" when none did
+  double latencySeconds = 0;  // from MAIL FROM to the deciding reply (0: never sent)
 };
 
 // Where a destination's mail goes, resolved to addresses (MX hosts in preference order).
@@ -40,6 +54,11 @@ struct DestinationSpec {
   // `endpoints`: the TLS server name (SNI) and the name `verify` checks.
   std::vector<std::string> hostNames;
   smtp::TlsPolicy tls = smtp::TlsPolicy::Opportunistic;
+  smtp::AuthSettings auth;  // a route's SMTP AUTH account; user "" = none
+  // The mailbox provider (ProviderTable, by MX host; "other" for routes and unknown sites)
+  // and the limits this destination gets (provider limits with configured overrides).
+  std::string provider = "other";
+  DestinationLimits limits = defaultDestinationLimits();
 };
 
 // Limits and identity every connection of every destination uses.
@@ -53,6 +72,12 @@ struct DeliverySettings {
   // (tlsContextError says why): then TLS is skipped where optional and defers where not.
   std::shared_ptr<net::TlsContext> tlsContext;
   std::string tlsContextError;
+  // Shaping rules every destination applies to non-2xx replies (null: none).
+  const ShapingRules* shaping = nullptr;
+  // Where destinations report throttles and connections (null: nowhere). Thread-safe.
+  metrics::Metrics* metrics = nullptr;
+  // Steady milliseconds for the limits (tests inject one); unset = std::chrono::steady_clock.
+  std::function<std::int64_t()> steadyMs;
 };
 
 // Fills `settings` from the configuration's delivery section: per-state timeouts, the
@@ -67,8 +92,8 @@ class ResultSink {
  public:
   virtual ~ResultSink() = default;
   virtual void deliveryDone(DeliveryResult&& result) = 0;
-  virtual void connectionOpened() = 0;
-  virtual void connectionClosed() = 0;
+  virtual void connectionOpened(const std::string& provider) = 0;
+  virtual void connectionClosed(const std::string& provider) = 0;
 };
 
 }  // namespace salvo::engine

@@ -1,10 +1,136 @@
 #include "engine/destination.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 
 #include "engine/log.h"
 
 namespace salvo::engine {
+
+namespace {
+
+constexpr std::int64_t kUsPerMs = 1000;
+
+std::string_view replyText(const smtp::Reply& reply, std::string& scratch) {
+  scratch.clear();
+  for (const auto& line : reply.lines) {
+    if (!scratch.empty()) {
+      scratch += ' ';
+    }
+    scratch += line;
+  }
+  return scratch;
+}
+
+// A reply summary ("451 4.7.1 text") without its code and enhanced code.
+std::string_view summaryText(std::string_view summary, int code,
+                             const smtp::EnhancedCode& enhanced) {
+  if (summary.size() > 4 && summary.substr(0, 3) == std::to_string(code)) {
+    summary.remove_prefix(4);
+    std::string e = enhanced.str();
+    if (!e.empty() && summary.size() > e.size() && summary.substr(0, e.size()) == e) {
+      summary.remove_prefix(e.size() + 1);
+    }
+  }
+  return summary;
+}
+
+}  // namespace
+
+DestinationThrottle::DestinationThrottle(const DestinationLimits& limits,
+                                         const ShapingRules* shaping)
+    : limits_(limits),
+      rules_(shaping),
+      window_(windowConfig(limits)),
+      messages_(limits.messagesPerSecond),
+      connections_(limits.connectionsPerMinute / 60.0,
+                   static_cast<std::uint32_t>(std::max(1, limits.initialConnections))) {}
+
+void DestinationThrottle::applyShaping(std::int64_t nowMs) {
+  double rate = shaping_.rateFactor(nowMs);
+  if (rate != rateFactor_) {
+    rateFactor_ = rate;
+    messages_.setRate(limits_.messagesPerSecond * rate);
+  }
+  double conns = shaping_.connectionFactor(nowMs);
+  if (conns != connectionFactor_) {
+    connectionFactor_ = conns;
+    window_.setMax(std::max(1, static_cast<int>(std::floor(limits_.maxConnections * conns))));
+  }
+}
+
+int DestinationThrottle::connectionsAllowed(std::int64_t nowMs) {
+  applyShaping(nowMs);
+  if (shaping_.destinationSuspended(nowMs)) {
+    return 0;
+  }
+  return window_.allowed(nowMs);
+}
+
+bool DestinationThrottle::tryOpen(int open, std::int64_t nowMs, std::string_view& limit) {
+  if (shaping_.destinationSuspended(nowMs)) {
+    limit = "suspended";
+    return false;
+  }
+  if (open >= connectionsAllowed(nowMs)) {
+    limit = "max_connections";
+    return false;
+  }
+  if (!connections_.tryAcquire(nowMs * kUsPerMs)) {
+    limit = "connections_per_minute";
+    return false;
+  }
+  return true;
+}
+
+bool DestinationThrottle::trySend(std::int64_t nowMs, std::string_view& limit) {
+  applyShaping(nowMs);
+  if (shaping_.destinationSuspended(nowMs)) {
+    limit = "suspended";
+    return false;
+  }
+  if (!messages_.tryAcquire(nowMs * kUsPerMs)) {
+    limit = "messages_per_second";
+    return false;
+  }
+  return true;
+}
+
+std::int64_t DestinationThrottle::nextStepMs(std::int64_t nowMs) const {
+  auto ceilMs = [](std::int64_t us) { return (us + kUsPerMs - 1) / kUsPerMs; };
+  std::int64_t at = std::max(ceilMs(messages_.nextAllowedUs(nowMs * kUsPerMs)),
+                             ceilMs(connections_.nextAllowedUs(nowMs * kUsPerMs)));
+  if (auto change = shaping_.nextChangeMs(nowMs); change && shaping_.destinationSuspended(nowMs)) {
+    at = std::max(at, *change);
+  }
+  if (window_.dead()) {
+    at = std::max(at, window_.probeAtMs());
+  }
+  return std::max(at, nowMs);
+}
+
+void DestinationThrottle::onSuccess() {
+  window_.onSuccess();
+}
+
+void DestinationThrottle::onFailure(smtp::FailureScope scope, std::int64_t nowMs) {
+  window_.onFailure(scope, nowMs);
+}
+
+const ShapingRule* DestinationThrottle::onReply(int code, const smtp::EnhancedCode& enhanced,
+                                                std::string_view text, std::string_view campaign,
+                                                std::int64_t nowMs) {
+  if (rules_ == nullptr || code < 400) {
+    return nullptr;
+  }
+  const ShapingRule* rule = rules_->evaluate(code, enhanced, text);
+  if (rule != nullptr) {
+    shaping_.apply(*rule, campaign, nowMs);
+    applyShaping(nowMs);
+  }
+  return rule;
+}
 
 Destination::Destination(net::EventLoop& loop, std::shared_ptr<const DestinationSpec> spec,
                          const DeliverySettings& settings, ResultSink& results)
@@ -12,9 +138,60 @@ Destination::Destination(net::EventLoop& loop, std::shared_ptr<const Destination
       spec_(std::move(spec)),
       settings_(settings),
       results_(results),
-      endpointFailed_(spec_->endpoints.size(), false) {}
+      endpointFailed_(spec_->endpoints.size(), false),
+      throttle_(spec_->limits, settings.shaping),
+      timer_(std::make_unique<net::Timer>(loop)) {}
 
 Destination::~Destination() = default;
+
+std::int64_t Destination::nowMs() const {
+  if (settings_.steadyMs) {
+    return settings_.steadyMs();
+  }
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void Destination::wakeAt(std::int64_t atMs, std::string_view limit) {
+  if (timerAtMs_ != 0 && timerAtMs_ <= atMs) {
+    return;  // already armed for then or earlier
+  }
+  if (timerAtMs_ == 0 && settings_.metrics != nullptr) {
+    settings_.metrics->countThrottled(spec_->provider, limit);
+  }
+  timerAtMs_ = atMs;
+  std::int64_t delay = std::max<std::int64_t>(0, atMs - nowMs());
+  timer_->start(static_cast<std::uint64_t>(delay), 0, [this] {
+    timerAtMs_ = 0;
+    pump();
+  });
+}
+
+void Destination::deferJob(DeliveryJob&& job, const std::string& reason) {
+  DeliveryResult r;
+  r.job = std::move(job);
+  r.disposition = smtp::Disposition::Deferred;
+  r.scope = smtp::FailureScope::None;
+  r.reply = reason;
+  results_.deliveryDone(std::move(r));
+}
+
+void Destination::shaped(const ShapingRule& rule, std::string_view campaign) {
+  log(LogLevel::Warn, "{}: shaping rule '{}': {} for {} ms{}", spec_->label, rule.name,
+      shapingActionName(rule.action), rule.durationMs,
+      rule.action == ShapingAction::SuspendCampaign ? fmt::format(" (campaign {})", campaign)
+                                                    : std::string());
+  if (settings_.metrics == nullptr) {
+    return;
+  }
+  settings_.metrics->countShapingAction(spec_->provider, shapingActionName(rule.action));
+  if (rule.action == ShapingAction::SuspendDestination) {
+    settings_.metrics->countSuspension(spec_->provider, "destination");
+  } else if (rule.action == ShapingAction::SuspendCampaign) {
+    settings_.metrics->countSuspension(spec_->provider, "campaign");
+  }
+}
 
 void Destination::enqueue(std::vector<DeliveryJob>&& jobs) {
   for (auto& job : jobs) {
@@ -41,19 +218,61 @@ void Destination::pump() {
     return;
   }
   pumping_ = true;
+  const std::int64_t now = nowMs();
+  if (!pending_.empty() && !shuttingDown_) {
+    if (throttle_.suspended(now)) {
+      failPending("destination suspended by a shaping rule");
+    } else if (throttle_.dead() && throttle_.connectionsAllowed(now) == 0 && connections_.empty()) {
+      if (settings_.metrics != nullptr) {
+        settings_.metrics->countSuspension(spec_->provider, "dead");
+      }
+      failPending("site unreachable (every recent connection failed); next probe in " +
+                  std::to_string((throttle_.window().probeAtMs() - now) / 1000) + " s");
+    }
+  }
+  std::string_view held;
+  bool sendHeld = false;
+  const auto perConnection =
+      static_cast<std::size_t>(std::max(1, throttle_.messagesPerConnection()));
   for (auto& c : connections_) {
-    while (!pending_.empty() && c->canAccept()) {
+    while (!pending_.empty() && c->canAccept() && c->submitted() < perConnection) {
+      const std::string& campaign = pending_.front().campaign->id();
+      if (throttle_.campaignSuspended(campaign, now)) {
+        DeliveryJob job = std::move(pending_.front());
+        pending_.pop_front();
+        deferJob(std::move(job),
+                 "campaign " + campaign + " suspended at " + spec_->label + " by a shaping rule");
+        continue;
+      }
+      if (!throttle_.trySend(now, held)) {
+        sendHeld = true;
+        break;
+      }
       DeliveryJob job = std::move(pending_.front());
       pending_.pop_front();
       c->submit(std::move(job));
     }
+    if (sendHeld) {
+      break;
+    }
   }
+  bool openHeld = false;
   if (!shuttingDown_ && !spec_->endpoints.empty()) {
-    while (!pending_.empty() &&
-           connections_.size() < static_cast<std::size_t>(settings_.maxConnections) &&
-           connections_.size() < pending_.size()) {
+    std::string_view openLimit;
+    while (!pending_.empty() && connections_.size() < pending_.size()) {
+      if (!throttle_.tryOpen(static_cast<int>(connections_.size()), now, openLimit)) {
+        // A full window waits for a connection to close; a rate waits for its time.
+        openHeld = openLimit != "max_connections";
+        if (openHeld && !sendHeld) {
+          held = openLimit;
+        }
+        break;
+      }
       openConnection();
     }
+  }
+  if (!pending_.empty() && (sendHeld || openHeld) && !shuttingDown_) {
+    wakeAt(throttle_.nextStepMs(now), held);
   }
   if (spec_->endpoints.empty() && !pending_.empty()) {
     failPending("no address to deliver to");
@@ -72,11 +291,11 @@ void Destination::openConnection() {
   if (plaintextOnly_ && tls == smtp::TlsPolicy::Opportunistic) {
     tls = smtp::TlsPolicy::Disabled;
   }
-  auto connection =
-      std::make_unique<SmtpConnection>(loop_, endpoint, std::move(hostName), tls, settings_, *this);
+  auto connection = std::make_unique<SmtpConnection>(loop_, endpoint, std::move(hostName), tls,
+                                                     spec_->auth, settings_, *this);
   SmtpConnection* raw = connection.get();
   connections_.push_back(std::move(connection));
-  results_.connectionOpened();
+  results_.connectionOpened(spec_->provider);
   raw->start();
 }
 
@@ -97,16 +316,35 @@ void Destination::connectionReady(SmtpConnection& connection) {
       endpointFailed_[i] = false;
     }
   }
-  if (pending_.empty()) {
-    if (shuttingDown_ && connection.idle()) {
-      connection.quit();
+  const bool spent = connection.submitted() >=
+                     static_cast<std::size_t>(std::max(1, throttle_.messagesPerConnection()));
+  if (pending_.empty() || spent) {
+    if ((shuttingDown_ || spent) && connection.idle()) {
+      connection.quit();  // its closing lets pump() open a fresh one
     }
-    return;
+    if (pending_.empty()) {
+      return;
+    }
   }
   pump();
 }
 
 void Destination::jobDone(DeliveryResult&& result) {
+  if (settings_.metrics != nullptr && result.latencySeconds > 0) {
+    settings_.metrics->observeDeliveryLatency(spec_->provider, result.latencySeconds);
+  }
+  if (result.scope != smtp::FailureScope::Site) {
+    throttle_.onSuccess();  // a rejected recipient is a success for the site
+  }
+  if (result.replyCode >= 400) {
+    const ShapingRule* rule =
+        throttle_.onReply(result.replyCode, result.enhanced,
+                          summaryText(result.reply, result.replyCode, result.enhanced),
+                          result.job.campaign->id(), nowMs());
+    if (rule != nullptr) {
+      shaped(*rule, result.job.campaign->id());
+    }
+  }
   results_.deliveryDone(std::move(result));
 }
 
@@ -128,7 +366,7 @@ void Destination::connectionFinished(SmtpConnection& connection, const std::stri
   std::shared_ptr<SmtpConnection> doomed(std::move(*it));
   connections_.erase(it);
   loop_.post([doomed] {});
-  results_.connectionClosed();
+  results_.connectionClosed(spec_->provider);
 
   if (!error.empty()) {
     log(LogLevel::Warn, "{} via {}: {}", spec_->label, connection.endpoint().str(), error);
@@ -147,6 +385,18 @@ void Destination::connectionFinished(SmtpConnection& connection, const std::stri
   }
   bool siteFailure = !connection.everReady() && !error.empty() &&
                      (scope == smtp::FailureScope::Site || scope == smtp::FailureScope::Connection);
+  const smtp::Reply& siteReply = connection.siteReply();
+  if (siteReply.code >= 400) {
+    std::string scratch;
+    const ShapingRule* rule = throttle_.onReply(siteReply.code, siteReply.enhanced,
+                                                replyText(siteReply, scratch), {}, nowMs());
+    if (rule != nullptr) {
+      shaped(*rule, {});
+    }
+  }
+  if (connection.everReady() && scope == smtp::FailureScope::Site) {
+    throttle_.onFailure(smtp::FailureScope::Site, nowMs());  // a 421 from a working site
+  }
   if (siteFailure) {
     // Fail over to the next endpoint; when every endpoint has failed, give the jobs back
     // to the retry schedule rather than spinning on a dead site.
@@ -155,6 +405,8 @@ void Destination::connectionFinished(SmtpConnection& connection, const std::stri
       endpointFailed_[i] = true;
     }
     if (std::find(endpointFailed_.begin(), endpointFailed_.end(), false) == endpointFailed_.end()) {
+      // Every endpoint of the site failed: that is what the window counts.
+      throttle_.onFailure(smtp::FailureScope::Site, nowMs());
       endpointFailed_.assign(endpointFailed_.size(), false);
       failPending(error);
     }
@@ -171,8 +423,12 @@ void Destination::failPending(const std::string& error) {
   std::deque<DeliveryJob> jobs;
   jobs.swap(pending_);
   for (auto& job : jobs) {
-    results_.deliveryDone(DeliveryResult{std::move(job), smtp::Disposition::Deferred,
-                                         smtp::FailureScope::Site, spec_->label + ": " + error});
+    DeliveryResult r;
+    r.job = std::move(job);
+    r.disposition = smtp::Disposition::Deferred;
+    r.scope = smtp::FailureScope::Site;
+    r.reply = spec_->label + ": " + error;
+    results_.deliveryDone(std::move(r));
   }
 }
 

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <csignal>
+#include <filesystem>
 #include <thread>
 
 #include "engine/dns/cache.h"
@@ -38,12 +40,119 @@ std::string domainOf(const std::string& address) {
   return at == std::string::npos ? std::string() : address.substr(at + 1);
 }
 
+// The reply's text as classification rules see it: the summary without its leading
+// "NNN " and enhanced code.
+std::string_view replyText(std::string_view summary, int code, const smtp::EnhancedCode& enhanced) {
+  if (code != 0 && summary.size() >= 3 && summary.substr(0, 3) == std::to_string(code)) {
+    summary.remove_prefix(std::min<std::size_t>(4, summary.size()));
+    std::string e = enhanced.str();
+    if (!e.empty() && summary.substr(0, e.size()) == e) {
+      summary.remove_prefix(std::min(e.size() + 1, summary.size()));
+    }
+  }
+  return summary;
+}
+
+metrics::Result resultOf(queue::JobState state) {
+  switch (state) {
+    case queue::JobState::Delivered:
+      return metrics::Result::Delivered;
+    case queue::JobState::Bounced:
+      return metrics::Result::Bounced;
+    case queue::JobState::Expired:
+      return metrics::Result::Expired;
+    case queue::JobState::Suppressed:
+      return metrics::Result::Suppressed;
+    default:
+      return metrics::Result::Deferred;
+  }
+}
+
+std::optional<EventType> eventOf(queue::JobState state) {
+  switch (state) {
+    case queue::JobState::Delivered:
+      return EventType::Delivered;
+    case queue::JobState::Deferred:
+      return EventType::Deferred;
+    case queue::JobState::Bounced:
+      return EventType::Bounced;
+    case queue::JobState::Expired:
+      return EventType::Expired;
+    case queue::JobState::Suppressed:
+      return EventType::Suppressed;
+    default:
+      return std::nullopt;
+  }
+}
+
 std::int64_t clampTtl(std::uint32_t seconds) {
   return std::clamp<std::int64_t>(static_cast<std::int64_t>(seconds) * 1000, kMinDnsTtlMs,
                                   kMaxDnsTtlMs);
 }
 
 }  // namespace
+
+bool applyLimitOverrides(const std::vector<campaigns::LimitOverrideConfig>& overrides,
+                         const std::string& domain, const std::vector<std::string>& mxHosts,
+                         DestinationLimits& limits) {
+  for (const auto& o : overrides) {
+    bool matches = false;
+    if (!o.match.empty()) {
+      matches = mxPatternMatches(o.match, domain);
+    } else {
+      for (const auto& host : mxHosts) {
+        std::string h = host;
+        std::transform(h.begin(), h.end(), h.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        if (!h.empty() && h.back() == '.') {
+          h.pop_back();
+        }
+        if (mxPatternMatches(o.mx, h)) {
+          matches = true;
+          break;
+        }
+      }
+    }
+    if (!matches) {
+      continue;
+    }
+    std::string error;
+    for (const auto& v : o.values) {
+      setDestinationLimit(limits, v.key, v.value, error);  // checked by loadPolicy()
+    }
+    limits.initialConnections = std::min(limits.initialConnections, limits.maxConnections);
+    return true;
+  }
+  return false;
+}
+
+bool loadPolicy(const campaigns::SalvoConfig& config, DispatcherOptions& options,
+                campaigns::Diagnostics& diags) {
+  bool ok = true;
+  if (!config.policy.providers.empty()) {
+    options.providers = ProviderTable::load(config.policy.providers, diags);
+    ok = ok && options.providers.has_value();
+  }
+  if (!config.policy.bounceRules.empty()) {
+    options.bounceRules = BounceClassifier::load(config.policy.bounceRules, diags);
+    ok = ok && options.bounceRules.has_value();
+  }
+  if (!config.policy.shapingRules.empty()) {
+    options.shapingRules = ShapingRules::load(config.policy.shapingRules, diags);
+    ok = ok && options.shapingRules.has_value();
+  }
+  for (const auto& o : config.limits) {
+    for (const auto& v : o.values) {
+      DestinationLimits scratch;
+      std::string error;
+      if (!setDestinationLimit(scratch, v.key, v.value, error)) {
+        diags.add(v.file, v.line, v.column, "limits: " + error, campaigns::kExitConfig);
+        ok = false;
+      }
+    }
+  }
+  return ok;
+}
 
 Dispatcher::Dispatcher(const campaigns::SalvoConfig& config, queue::JobStore& store,
                        metrics::Metrics* metrics, DispatcherOptions options)
@@ -52,7 +161,10 @@ Dispatcher::Dispatcher(const campaigns::SalvoConfig& config, queue::JobStore& st
       metrics_(metrics),
       options_(std::move(options)),
       routes_(config.routes),
-      retry_(config.retry) {
+      retry_(config.retry),
+      classifier_(options_.bounceRules ? std::move(*options_.bounceRules) : BounceClassifier()),
+      providers_(options_.providers ? std::move(*options_.providers) : ProviderTable()),
+      shaping_(options_.shapingRules ? std::move(*options_.shapingRules) : ShapingRules()) {
   if (!options_.clock) {
     options_.clock = [] {
       return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -68,6 +180,13 @@ Dispatcher::Dispatcher(const campaigns::SalvoConfig& config, queue::JobStore& st
   settings_.idleTimeoutMs = d.idleTimeoutMs;
   perDestinationCap_ = std::max(kMinPerDestination, kJobsPerConnection * settings_.maxConnections);
   applyDeliveryConfig(d, settings_);
+  settings_.shaping = &shaping_;
+  settings_.metrics = metrics_;
+  baseLimits_ = providers_.defaults();
+  baseLimits_.maxConnections = settings_.maxConnections;
+  baseLimits_.initialConnections =
+      std::min(baseLimits_.initialConnections, baseLimits_.maxConnections);
+  baseLimits_.messagesPerConnection = settings_.messagesPerConnection;
   if (!settings_.tlsContext) {
     log(LogLevel::Error, "TLS disabled: {}", settings_.tlsContextError);
   }
@@ -99,6 +218,18 @@ int Dispatcher::run() {
   resolver_ = std::make_unique<dns::CachingResolver>(control_, std::move(resolver_),
                                                      [this] { return now(); });
 
+  if (!options_.eventLogPath.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(options_.eventLogPath).parent_path(),
+                                        ec);
+    EventLogOptions eo;
+    eo.path = options_.eventLogPath;
+    events_ = EventLog::open(eo, error);
+    if (!events_) {
+      log(LogLevel::Error, "event log: {}", error);
+      return 73;
+    }
+  }
   int threads = config_.delivery.threads > 0
                     ? config_.delivery.threads
                     : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -109,7 +240,11 @@ int Dispatcher::run() {
   writer_ = std::make_unique<queue::OutcomeWriter>(
       store_,
       [this](std::vector<queue::Outcome>&& outcomes, const queue::Status& status) {
-        // Writer thread: hand the committed batch back to the control loop.
+        // Writer thread: add the hard bounces of this batch to the suppression list (a
+        // synced write, kept off the control loop), then hand the batch back.
+        if (status.isOk()) {
+          writeSuppressions();
+        }
         auto shared = std::make_shared<std::vector<queue::Outcome>>(std::move(outcomes));
         control_.post([this, shared, status] { committed(std::move(*shared), status); });
       },
@@ -137,6 +272,9 @@ int Dispatcher::run() {
   control_.runPosted();
   summary_.batches = writer_->batches();
   writer_.reset();
+  if (events_ && !events_->flush()) {
+    log(LogLevel::Error, "event log: {}", events_->error());
+  }
   refreshGauges();
   workers_.clear();
   return exitCode_;
@@ -174,6 +312,9 @@ void Dispatcher::pump() {
   std::unordered_map<std::string, std::vector<DeliveryJob>> batches;
   std::vector<queue::Outcome> handBack;
   std::int64_t t = now();
+  const std::int64_t leasedAtUs = std::chrono::duration_cast<std::chrono::microseconds>(
+                                      std::chrono::steady_clock::now().time_since_epoch())
+                                      .count();
   for (auto& l : leased) {
     if (l.record.state == queue::JobState::Deferred) {
       ++leasedDeferred_;
@@ -190,6 +331,38 @@ void Dispatcher::pump() {
       handBack.push_back(std::move(o));
       continue;
     }
+    std::string error;
+    auto campaign = campaignFor(l.id.campaign, error);
+    if (campaign && campaign->rate() && campaign->rate()->messages > 0 &&
+        campaign->rate()->periodMs > 0) {
+      // The campaign's own rate, on top of every destination limit: a job over it goes
+      // back to the queue, due when the campaign may send again.
+      auto& limiter = campaignRates_[l.id.campaign];
+      if (!limiter) {
+        limiter =
+            std::make_unique<RateLimiter>(static_cast<double>(campaign->rate()->messages) * 1000.0 /
+                                          static_cast<double>(campaign->rate()->periodMs));
+      }
+      if (!limiter->tryAcquire(t * 1000)) {
+        // Successive slots for the jobs handed back, so they come back one at a time
+        // rather than all at the next slot.
+        const double intervalMs = static_cast<double>(campaign->rate()->periodMs) /
+                                  static_cast<double>(campaign->rate()->messages);
+        auto& last = campaignSlotMs_[l.id.campaign];
+        std::int64_t due = std::max((limiter->nextAllowedUs(t * 1000) + 999) / 1000,
+                                    last + static_cast<std::int64_t>(std::ceil(intervalMs)));
+        last = due;
+        handedBackDueMs_ = std::max(handedBackDueMs_, due);
+        queue::Outcome o;
+        o.id = l.id;
+        o.previous = l.record.state;
+        o.record = std::move(l.record);
+        o.record.dueMs = due;
+        o.attempted = false;
+        handBack.push_back(std::move(o));
+        continue;
+      }
+    }
     auto& held = perDestination_[destinationName(l.record.recipient)];
     if (held >= perDestinationCap_) {
       handedBackDueMs_ = t + kReleaseDelayMs;
@@ -203,9 +376,7 @@ void Dispatcher::pump() {
       continue;
     }
     ++held;
-    std::string error;
-    auto campaign = campaignFor(l.id.campaign, error);
-    DeliveryJob job{l.id, std::move(l.record), campaign};
+    DeliveryJob job{l.id, std::move(l.record), campaign, leasedAtUs};
     if (!campaign) {
       finishLocally(std::move(job), smtp::Disposition::Deferred, error);
       continue;
@@ -225,6 +396,40 @@ void Dispatcher::pump() {
     // More may be due right now: keep the pipeline full without waiting for the timer.
     control_.post([this] { pump(); });
   }
+}
+
+DestinationLimits Dispatcher::limitsFor(const std::string& domain,
+                                        const std::vector<std::string>& mxHosts,
+                                        const Provider* provider) const {
+  DestinationLimits limits = provider != nullptr ? provider->limits : baseLimits_;
+  applyLimitOverrides(config_.limits, domain, mxHosts, limits);
+  return limits;
+}
+
+std::string Dispatcher::providerOf(const std::string& destination,
+                                   const std::string& mxHost) const {
+  if (mxHost.empty() || destination.rfind("route:", 0) == 0) {
+    return std::string(kOtherProvider);
+  }
+  return providers_.lookup(mxHost).name;
+}
+
+void Dispatcher::writeSuppressions() {
+  std::vector<queue::Suppression> entries;
+  {
+    std::lock_guard<std::mutex> lock(suppressMutex_);
+    entries.swap(toSuppress_);
+  }
+  if (entries.empty()) {
+    return;
+  }
+  auto status = store_.addSuppressions(entries);
+  if (!status.isOk()) {
+    log(LogLevel::Error, "suppression list: cannot add {} hard bounce(s): {}", entries.size(),
+        status.message());
+    return;
+  }
+  suppressedAdded_.fetch_add(entries.size());
 }
 
 std::shared_ptr<const campaigns::Campaign> Dispatcher::campaignFor(std::uint32_t number,
@@ -271,18 +476,21 @@ void Dispatcher::route(DeliveryJob&& job,
   waiting.push_back(std::move(job));
   if (waiting.size() == 1) {
     if (r != nullptr) {
-      resolveRoute(name, *r);
+      resolveRoute(name, domain, *r);
     } else {
       resolveDomain(domain);
     }
   }
 }
 
-void Dispatcher::resolveRoute(const std::string& key, const campaigns::RouteConfig& route) {
+void Dispatcher::resolveRoute(const std::string& key, const std::string& domain,
+                              const campaigns::RouteConfig& route) {
   resolver_->resolveAddresses(
       route.host, route.port,
-      [this, key, host = route.host,
-       tls = tlsPolicyFor(route.tls.value_or(config_.delivery.tls))](dns::AddressAnswer answer) {
+      [this, key, domain, host = route.host,
+       tls = tlsPolicyFor(route.tls.value_or(config_.delivery.tls)),
+       auth = smtp::AuthSettings{route.authUser, route.authPassword, route.allowPlaintextAuth}](
+          dns::AddressAnswer answer) {
         if (answer.rcode != dns::Rcode::Ok || answer.endpoints.empty()) {
           destinationFailed(
               key, smtp::Disposition::Deferred,
@@ -296,6 +504,8 @@ void Dispatcher::resolveRoute(const std::string& key, const campaigns::RouteConf
         spec->endpoints = std::move(answer.endpoints);
         spec->hostNames.assign(spec->endpoints.size(), host);
         spec->tls = tls;
+        spec->auth = auth;
+        spec->limits = limitsFor(domain, {}, nullptr);
         // A route's address is configuration: keep it for the whole run.
         destinationResolved(key, spec, kMaxDnsTtlMs * 24);
       });
@@ -337,34 +547,38 @@ void Dispatcher::resolveDomain(const std::string& domain) {
     gather->remaining = hosts.size();
     gather->ttlMs = clampTtl(mx.ttl);
     for (std::size_t i = 0; i < hosts.size(); ++i) {
-      resolver_->resolveAddresses(hosts[i], config_.delivery.mxPort,
-                                  [this, domain, hosts, gather, i](dns::AddressAnswer answer) {
-                                    if (answer.rcode == dns::Rcode::Ok) {
-                                      gather->perHost[i] = std::move(answer.endpoints);
-                                      gather->ttlMs = std::min(gather->ttlMs, clampTtl(answer.ttl));
-                                    }
-                                    if (--gather->remaining > 0) {
-                                      return;
-                                    }
-                                    auto spec = std::make_shared<DestinationSpec>();
-                                    spec->key = "mx:";
-                                    for (std::size_t h = 0; h < hosts.size(); ++h) {
-                                      spec->key += (h ? "," : "") + hosts[h];
-                                      for (auto& e : gather->perHost[h]) {
-                                        spec->endpoints.push_back(e);
-                                        spec->hostNames.push_back(hosts[h]);
-                                      }
-                                    }
-                                    spec->label = domain + " (" + spec->key + ")";
-                                    spec->tls = tlsPolicyFor(config_.delivery.tls);
-                                    if (spec->endpoints.empty()) {
-                                      destinationFailed(
-                                          domain, smtp::Disposition::Deferred,
-                                          "no address found for the MX hosts of " + domain);
-                                      return;
-                                    }
-                                    destinationResolved(domain, spec, gather->ttlMs);
-                                  });
+      resolver_->resolveAddresses(
+          hosts[i], config_.delivery.mxPort,
+          [this, domain, hosts, gather, i](dns::AddressAnswer answer) {
+            if (answer.rcode == dns::Rcode::Ok) {
+              gather->perHost[i] = std::move(answer.endpoints);
+              gather->ttlMs = std::min(gather->ttlMs, clampTtl(answer.ttl));
+            }
+            if (--gather->remaining > 0) {
+              return;
+            }
+            auto spec = std::make_shared<DestinationSpec>();
+            spec->key = "mx:";
+            for (std::size_t h = 0; h < hosts.size(); ++h) {
+              spec->key += (h ? "," : "") + hosts[h];
+              for (auto& e : gather->perHost[h]) {
+                spec->endpoints.push_back(e);
+                spec->hostNames.push_back(hosts[h]);
+              }
+            }
+            spec->label = domain + " (" + spec->key + ")";
+            spec->tls = tlsPolicyFor(config_.delivery.tls);
+            const Provider& provider = providers_.lookup(hosts);
+            spec->provider = provider.name;
+            spec->limits =
+                limitsFor(domain, hosts, provider.name == kOtherProvider ? nullptr : &provider);
+            if (spec->endpoints.empty()) {
+              destinationFailed(domain, smtp::Disposition::Deferred,
+                                "no address found for the MX hosts of " + domain);
+              return;
+            }
+            destinationResolved(domain, spec, gather->ttlMs);
+          });
     }
   });
 }
@@ -410,7 +624,12 @@ void Dispatcher::dispatch(const std::shared_ptr<const DestinationSpec>& spec,
 
 void Dispatcher::finishLocally(DeliveryJob&& job, smtp::Disposition disposition,
                                const std::string& reply) {
-  deliveryDone(DeliveryResult{std::move(job), disposition, smtp::FailureScope::Site, reply});
+  DeliveryResult r;
+  r.job = std::move(job);
+  r.disposition = disposition;
+  r.scope = smtp::FailureScope::Site;
+  r.reply = reply;
+  deliveryDone(std::move(r));
 }
 
 void Dispatcher::deliveryDone(DeliveryResult&& result) {
@@ -425,15 +644,15 @@ void Dispatcher::deliveryDone(DeliveryResult&& result) {
   }
 }
 
-void Dispatcher::connectionOpened() {
+void Dispatcher::connectionOpened(const std::string& provider) {
   if (metrics_ != nullptr) {
-    metrics_->connectionOpened();
+    metrics_->connectionOpened(provider);
   }
 }
 
-void Dispatcher::connectionClosed() {
+void Dispatcher::connectionClosed(const std::string& provider) {
   if (metrics_ != nullptr) {
-    metrics_->connectionClosed();
+    metrics_->connectionClosed(provider);
   }
 }
 
@@ -449,10 +668,27 @@ void Dispatcher::drainResults() {
   std::int64_t t = now();
   std::vector<queue::Outcome> outcomes;
   outcomes.reserve(results.size());
+  std::vector<queue::Suppression> hardBounces;
   for (auto& r : results) {
-    auto held = perDestination_.find(destinationName(r.job.record.recipient));
+    if (options_.onResult) {
+      options_.onResult(r);
+    }
+    std::string destination = destinationName(r.job.record.recipient);
+    auto held = perDestination_.find(destination);
     if (held != perDestination_.end() && --held->second <= 0) {
       perDestination_.erase(held);
+    }
+    AttemptInfo info;
+    info.provider = providerOf(destination, r.mxHost);
+    info.mxHost = std::move(r.mxHost);
+    info.tls = r.tls;
+    info.replyCode = r.replyCode;
+    info.enhanced = r.enhanced.str();
+    auto spec = resolved_.find(destination);
+    info.destination =
+        spec != resolved_.end() && spec->second.spec ? spec->second.spec->label : destination;
+    if (metrics_ != nullptr && r.replyCode != 0) {
+      metrics_->countReply(info.provider, r.replyCode);
     }
     queue::Outcome o;
     o.id = r.job.id;
@@ -460,23 +696,47 @@ void Dispatcher::drainResults() {
     o.record = std::move(r.job.record);
     o.record.attempts += 1;
     o.record.lastReply = std::move(r.reply);
+    if (r.disposition != smtp::Disposition::Delivered) {
+      BounceClass c = classifier_.classify(r.replyCode, r.enhanced,
+                                           replyText(o.record.lastReply, r.replyCode, r.enhanced));
+      info.category = bounceCategoryName(c.category);
+      info.hard = r.disposition == smtp::Disposition::Bounced && c.hard;
+    }
     switch (r.disposition) {
       case smtp::Disposition::Delivered:
         o.record.state = queue::JobState::Delivered;
         break;
       case smtp::Disposition::Bounced:
         o.record.state = queue::JobState::Bounced;
+        if (info.hard) {
+          hardBounces.push_back(queue::Suppression{
+              o.record.recipient, "hard bounce (" + info.category + "): " + o.record.lastReply, t});
+        }
         break;
       case smtp::Disposition::Deferred:
         if (retry_.expired(o.record.createdMs, t)) {
           o.record.state = queue::JobState::Expired;
+          info.category = bounceCategoryName(BounceCategory::MessageExpired);
         } else {
           o.record.state = queue::JobState::Deferred;
-          o.record.dueMs = t + retry_.delayMs(o.record.attempts);
+          // Jitter from the job's identity and attempt: jobs deferred together (a site
+          // that was down) come back spread out, and a replay gives the same schedule.
+          std::uint64_t seed = (static_cast<std::uint64_t>(o.id.campaign) << 40) ^ o.id.seq ^
+                               (static_cast<std::uint64_t>(o.record.attempts) << 56);
+          o.record.dueMs =
+              t + retry_.jitteredDelayMs(o.record.attempts, RetrySchedule::unitFromSeed(seed));
         }
         break;
     }
+    attemptInfo_[o.id] = std::move(info);
     outcomes.push_back(std::move(o));
+  }
+  if (!hardBounces.empty()) {
+    // Before the outcomes: the writer adds them right after committing the batch.
+    std::lock_guard<std::mutex> lock(suppressMutex_);
+    for (auto& h : hardBounces) {
+      toSuppress_.push_back(std::move(h));
+    }
   }
   writer_->push(std::move(outcomes));
 }
@@ -493,42 +753,33 @@ void Dispatcher::committed(std::vector<queue::Outcome>&& outcomes, const queue::
   if (metrics_ != nullptr) {
     metrics_->countOutcomeBatch();
   }
+  std::int64_t t = now();
   for (const auto& o : outcomes) {
     if (o.previous == queue::JobState::Deferred) {
       --leasedDeferred_;
     }
-    if (!o.attempted) {
+    if (!o.attempted && o.record.state != queue::JobState::Suppressed) {
       continue;  // handed back by the head-of-line limit
     }
     switch (o.record.state) {
       case queue::JobState::Delivered:
         ++summary_.delivered;
-        if (metrics_ != nullptr) {
-          metrics_->countDelivered();
-        }
         break;
       case queue::JobState::Deferred:
         ++summary_.deferred;
-        if (metrics_ != nullptr) {
-          metrics_->countDeferred();
-        }
         break;
       case queue::JobState::Bounced:
         ++summary_.bounced;
-        if (metrics_ != nullptr) {
-          metrics_->countBounced();
-        }
         break;
       case queue::JobState::Expired:
         ++summary_.expired;
-        if (metrics_ != nullptr) {
-          metrics_->countBounced();
-        }
         break;
       default:
         break;
     }
+    recordCommitted(o, t);
   }
+  summary_.suppressed = suppressedAdded_.load();
   inFlight_ -= static_cast<std::int64_t>(outcomes.size());
   if (inFlight_ == 0 && options_.untilIdle && !stopping_) {
     pump();
@@ -536,6 +787,62 @@ void Dispatcher::committed(std::vector<queue::Outcome>&& outcomes, const queue::
              inFlight_ < static_cast<std::int64_t>(config_.delivery.maxInFlight) / 2) {
     pump();
   }
+}
+
+void Dispatcher::recordCommitted(const queue::Outcome& o, std::int64_t t) {
+  AttemptInfo info;
+  auto it = attemptInfo_.find(o.id);
+  if (it != attemptInfo_.end()) {
+    info = std::move(it->second);
+    attemptInfo_.erase(it);
+  } else {
+    info.provider = std::string(kOtherProvider);
+    info.destination = destinationName(o.record.recipient);
+  }
+  std::string campaign;
+  auto c = campaigns_.find(o.id.campaign);
+  if (c != campaigns_.end()) {
+    campaign = c->second->id();
+  } else if (auto record = store_.campaign(o.id.campaign)) {
+    campaign = record->name;
+  } else {
+    campaign = "c" + std::to_string(o.id.campaign);
+  }
+  metrics::Result result = resultOf(o.record.state);
+  if (metrics_ != nullptr) {
+    metrics_->countMessages(result, campaign, info.provider);
+    if (o.attempted && o.record.attempts >= 2) {
+      metrics_->countRetry(info.provider);
+    }
+    if (o.record.state == queue::JobState::Bounced || o.record.state == queue::JobState::Expired) {
+      metrics_->countBounce(info.provider, info.category, info.hard);
+    } else if (o.record.state == queue::JobState::Deferred) {
+      metrics_->countDeferral(info.provider, info.category);
+    }
+    if (isTerminal(o.record.state)) {
+      metrics_->observeTimeInQueue(result, static_cast<double>(t - o.record.createdMs) / 1000.0);
+    }
+  }
+  auto type = eventOf(o.record.state);
+  if (!events_ || !type) {
+    return;
+  }
+  DeliveryEvent e;
+  e.type = *type;
+  e.timeMs = t;
+  e.campaign = std::move(campaign);
+  e.recipient = o.record.recipient;
+  e.destination = std::move(info.destination);
+  e.mxHost = std::move(info.mxHost);
+  e.tls = info.tls;
+  e.replyCode = info.replyCode;
+  e.enhanced = std::move(info.enhanced);
+  e.reply = o.record.lastReply;
+  e.category = std::move(info.category);
+  e.hard = info.hard;
+  e.attempt = o.record.attempts;
+  e.queuedMs = o.record.createdMs;
+  events_->append(std::move(e));
 }
 
 void Dispatcher::refreshGauges() {

@@ -5,22 +5,36 @@
 // destination is pinned to, turns results into queue outcomes (retry schedule, expiry) and
 // gives them to the single OutcomeWriter thread, which group-commits them. It never does a
 // synced write itself and never blocks a loop.
+// Policy: every failed attempt is classified (BounceClassifier); hard bounces are added to
+// the suppression list by the writer thread right after their batch commits; deferrals
+// come back on the jittered retry schedule. Destinations get their provider (by MX host)
+// and limits (provider limits, then the first matching `limits` override); a campaign's
+// `rate` is enforced here by handing jobs back with successive due times. On commit each
+// outcome is counted in the labelled metrics and appended to the event log.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "campaigns/config.h"
+#include "engine/bounce_classifier.h"
 #include "engine/delivery.h"
 #include "engine/dns/resolver.h"
+#include "engine/event_log.h"
 #include "engine/net/loop.h"
+#include "engine/provider_table.h"
+#include "engine/rate_limiter.h"
 #include "engine/retry_schedule.h"
 #include "engine/route_table.h"
+#include "engine/shaping_rules.h"
 #include "engine/worker.h"
 #include "metrics/metrics.h"
 #include "queue/outcome_writer.h"
@@ -38,13 +52,35 @@ struct DispatcherOptions {
   std::uint64_t stopGraceMs = 10'000;
   // Outcome group commit: one synced batch per maxBatch outcomes or maxDelayMs.
   queue::GroupCommit groupCommit;
+  // Policy tables; default: the shipped ones.
+  std::optional<BounceClassifier> bounceRules;
+  std::optional<ProviderTable> providers;
+  std::optional<ShapingRules> shapingRules;
+  // The per-recipient event log (<data_dir>/events/events.jsonl); "" = none.
+  std::string eventLogPath;
+  // Called on the control loop for each delivery result before it becomes an outcome
+  // (`salvo bench` collects latencies with it); empty = none.
+  std::function<void(const DeliveryResult&)> onResult;
 };
+
+// Loads the policy files the configuration names (providers, bounce rules, shaping rules)
+// into `options`, and checks every `limits` override's keys and values. false after
+// adding every problem to `diags` (file:line:column, exit 78).
+bool loadPolicy(const campaigns::SalvoConfig& config, DispatcherOptions& options,
+                campaigns::Diagnostics& diags);
+
+// Applies the first override matching a destination (its recipient `domain` against
+// `match`, or any of its `mxHosts` against `mx`) to `limits`; false when none matches.
+bool applyLimitOverrides(const std::vector<campaigns::LimitOverrideConfig>& overrides,
+                         const std::string& domain, const std::vector<std::string>& mxHosts,
+                         DestinationLimits& limits);
 
 struct RunSummary {
   std::uint64_t delivered = 0;
   std::uint64_t deferred = 0;
   std::uint64_t bounced = 0;
   std::uint64_t expired = 0;
+  std::uint64_t suppressed = 0;  // hard bounces added to the suppression list
   std::uint64_t batches = 0;
 };
 
@@ -63,15 +99,16 @@ class Dispatcher : public ResultSink {
 
   // ResultSink (delivery loop threads)
   void deliveryDone(DeliveryResult&& result) override;
-  void connectionOpened() override;
-  void connectionClosed() override;
+  void connectionOpened(const std::string& provider) override;
+  void connectionClosed(const std::string& provider) override;
 
  private:
   struct DomainEntry;
   void pump();
   void route(DeliveryJob&& job, std::unordered_map<std::string, std::vector<DeliveryJob>>& batches);
   void resolveDomain(const std::string& domain);
-  void resolveRoute(const std::string& key, const campaigns::RouteConfig& route);
+  void resolveRoute(const std::string& key, const std::string& domain,
+                    const campaigns::RouteConfig& route);
   void destinationResolved(const std::string& name, std::shared_ptr<const DestinationSpec> spec,
                            std::int64_t ttlMs);
   void destinationFailed(const std::string& name, smtp::Disposition disposition,
@@ -113,6 +150,38 @@ class Dispatcher : public ResultSink {
   std::unordered_map<std::string, std::vector<DeliveryJob>> waiting_;
   std::unordered_map<std::uint32_t, std::shared_ptr<const campaigns::Campaign>> campaigns_;
 
+  // What an attempt's outcome does not carry, kept on the control loop from drainResults()
+  // until its outcome commits (for the event log and the labelled metrics).
+  struct AttemptInfo {
+    std::string destination;
+    std::string provider;
+    std::string mxHost;
+    bool tls = false;
+    int replyCode = 0;
+    std::string enhanced;
+    std::string category;  // "" when the outcome is not a failure
+    bool hard = false;
+  };
+  std::map<queue::JobId, AttemptInfo> attemptInfo_;
+  void recordCommitted(const queue::Outcome& outcome, std::int64_t nowMs);
+  std::string providerOf(const std::string& destination, const std::string& mxHost) const;
+
+  BounceClassifier classifier_;
+  ProviderTable providers_;
+  ShapingRules shaping_;
+  // The limits of a destination no provider claims (routes too): the provider table's
+  // defaults under delivery.max_connections_per_destination and messages_per_connection.
+  DestinationLimits baseLimits_;
+  DestinationLimits limitsFor(const std::string& domain, const std::vector<std::string>& mxHosts,
+                              const Provider* provider) const;
+  std::unique_ptr<EventLog> events_;
+  // Hard bounces to add to the suppression list; written (synced) by the outcome writer
+  // thread right after the batch holding their outcomes, never on the control loop.
+  std::mutex suppressMutex_;
+  std::vector<queue::Suppression> toSuppress_;
+  std::atomic<std::uint64_t> suppressedAdded_{0};
+  void writeSuppressions();  // writer thread
+
   std::mutex resultsMutex_;
   std::vector<DeliveryResult> results_;  // from delivery loops, drained on the control loop
 
@@ -124,6 +193,9 @@ class Dispatcher : public ResultSink {
   std::unordered_map<std::string, std::int64_t> perDestination_;
   std::int64_t perDestinationCap_ = 0;
   std::int64_t handedBackDueMs_ = 0;  // when the last jobs handed back are due again
+  // Per-campaign `rate` limiters (the campaign's own limit, on top of destinations').
+  std::unordered_map<std::uint32_t, std::unique_ptr<RateLimiter>> campaignRates_;
+  std::unordered_map<std::uint32_t, std::int64_t> campaignSlotMs_;  // last slot handed out
 
   std::int64_t inFlight_ = 0;        // leased and not yet committed
   std::int64_t leasedDeferred_ = 0;  // of those, how many were leased from state Deferred

@@ -21,19 +21,22 @@ std::int64_t wallClockMs() {
 
 SmtpConnection::SmtpConnection(net::EventLoop& loop, const net::Endpoint& endpoint,
                                std::string hostName, smtp::TlsPolicy tls,
-                               const DeliverySettings& settings, ConnectionOwner& owner)
+                               const smtp::AuthSettings& auth, const DeliverySettings& settings,
+                               ConnectionOwner& owner)
     : loop_(loop),
       endpoint_(endpoint),
       hostName_(std::move(hostName)),
       tlsPolicy_(tls),
       settings_(settings),
       owner_(owner),
-      session_(sessionConfig(tls), *this),
+      session_(sessionConfig(tls, auth), *this),
       timer_(loop) {}
 
-smtp::SessionConfig SmtpConnection::sessionConfig(smtp::TlsPolicy tls) const {
+smtp::SessionConfig SmtpConnection::sessionConfig(smtp::TlsPolicy tls,
+                                                  const smtp::AuthSettings& auth) const {
   smtp::SessionConfig config = settings_.session;
   config.tls = tls;
+  config.auth = auth;
   if (tls == smtp::TlsPolicy::Opportunistic && !settings_.tlsContext) {
     config.tls = smtp::TlsPolicy::Disabled;  // no context: plaintext is all we can do
   }
@@ -73,6 +76,9 @@ void SmtpConnection::submit(DeliveryJob&& job) {
     return;
   }
   ++submitted_;
+  job.submittedUs = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now().time_since_epoch())
+                        .count();
   jobs_.push_back(std::move(job));
   session_.submit(std::move(envelope));
   armTimer();
@@ -91,9 +97,18 @@ void SmtpConnection::armTimer() {
     return;
   }
   if (session_.state() == smtp::State::Idle && jobs_.empty()) {
+    if (submitted_ >= static_cast<std::size_t>(settings_.messagesPerConnection)) {
+      // Spent: close now so the destination opens a fresh connection, rather than
+      // letting it hold a connection slot until the idle timeout.
+      quit();
+      return;
+    }
     // Nothing outstanding: the idle timeout applies instead of a reply timeout.
     timer_.start(settings_.idleTimeoutMs, 0, [this] { quit(); });
     return;
+  }
+  if (session_.bodyPending() && tcp_) {
+    tcp_->notifyDrained();  // until then the data block timeout applies
   }
   const auto ms = static_cast<std::uint64_t>(session_.timeout().count());
   if (ms == 0) {
@@ -181,6 +196,11 @@ void SmtpConnection::startTls() {
   }
 }
 
+void SmtpConnection::onDrained() {
+  session_.onWritten();
+  armTimer();
+}
+
 void SmtpConnection::onClosed(const std::string& error) {
   if (tls_ && !tls_->established()) {
     failTls(error.empty() ? "connection closed by peer" : error);
@@ -214,6 +234,9 @@ void SmtpConnection::transactionDone(smtp::TransactionResult&& result) {
   }
   const bool siteOrConnection =
       result.scope == smtp::FailureScope::Site || result.scope == smtp::FailureScope::Connection;
+  if (result.scope == smtp::FailureScope::Site && result.reply.code != 0) {
+    siteReply_ = result.reply;
+  }
   if (!result.attempted && siteOrConnection && result.disposition == smtp::Disposition::Deferred) {
     // Nothing was sent for it (the connection failed, the greeting was 421, TLS failed...):
     // the owner retries it at once on another connection, the next MX host, or without
@@ -225,6 +248,17 @@ void SmtpConnection::transactionDone(smtp::TransactionResult&& result) {
   }
   DeliveryResult done{std::move(jobs_.front()), result.disposition, result.scope,
                       result.reply.code != 0 ? result.reply.summary() : std::string(), result.tls};
+  done.replyCode = result.reply.code;
+  done.enhanced = result.reply.enhanced;
+  done.mxHost = hostName_;
+  if (done.job.submittedUs != 0) {
+    done.latencySeconds =
+        static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                std::chrono::steady_clock::now().time_since_epoch())
+                                .count() -
+                            done.job.submittedUs) /
+        1e6;
+  }
   jobs_.pop_front();
   if (!result.detail.empty()) {
     done.reply = done.reply.empty() ? result.detail : done.reply + " (" + result.detail + ")";

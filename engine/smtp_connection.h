@@ -39,9 +39,11 @@ class ConnectionOwner {
 
 class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
  public:
-  // `hostName` is the TLS server name; `tls` the session's STARTTLS policy.
+  // `hostName` is the TLS server name; `tls` the session's STARTTLS policy; `auth` the
+  // route's SMTP AUTH account (user "" = none).
   SmtpConnection(net::EventLoop& loop, const net::Endpoint& endpoint, std::string hostName,
-                 smtp::TlsPolicy tls, const DeliverySettings& settings, ConnectionOwner& owner);
+                 smtp::TlsPolicy tls, const smtp::AuthSettings& auth,
+                 const DeliverySettings& settings, ConnectionOwner& owner);
   ~SmtpConnection() override;
 
   void start();
@@ -55,11 +57,14 @@ class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
   bool everReady() const { return everReady_; }
   // The TLS handshake failed (or could not start).
   bool tlsFailed() const { return tlsFailed_; }
+  // The last reply that failed the whole connection (a 421...), code 0 when none did.
+  const smtp::Reply& siteReply() const { return siteReply_; }
 
   // net::TcpHandler
   void onConnect(const std::string& error) override;
   void onData(std::string_view bytes) override;
   void onClosed(const std::string& error) override;
+  void onDrained() override;  // the body has left: the session's timeout becomes `dot`
   // smtp::SessionSink
   void send(std::string_view bytes) override;
   void transactionDone(smtp::TransactionResult&& result) override;
@@ -70,7 +75,7 @@ class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
 
  private:
   void armTimer();
-  smtp::SessionConfig sessionConfig(smtp::TlsPolicy tls) const;
+  smtp::SessionConfig sessionConfig(smtp::TlsPolicy tls, const smtp::AuthSettings& auth) const;
   void onTlsBytes(std::string_view bytes);
   void failTls(const std::string& error);
   void writeCipher();
@@ -93,6 +98,7 @@ class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
   bool everReady_ = false;
   bool finished_ = false;
   bool tlsFailed_ = false;
+  smtp::Reply siteReply_;
   std::string rendered_;  // scratch buffer reused for every message
 };
 

@@ -78,6 +78,7 @@ struct TcpConnection::Impl {
   bool reading = false;
   bool writing = false;      // writeReq is in flight
   bool checkActive = false;  // check + idle started
+  bool drainWanted = false;  // notifyDrained() was called: onDrained() once output is empty
   std::string out;           // queued by write(), not yet handed to the kernel
   std::string inflight;      // owned by the in-flight uv_write until its callback
   std::size_t inflightOffset = 0;
@@ -260,6 +261,15 @@ struct TcpConnection::Impl {
     self->bytesWritten += self->inflight.size() - self->inflightOffset;
     self->inflight.clear();
     self->flushNow();
+    self->reportDrained();
+  }
+
+  // The last thing of a loop callback: onDrained() when asked for and output is empty.
+  void reportDrained() {
+    if (drainWanted && state == State::Open && !writing && out.empty() && handler != nullptr) {
+      drainWanted = false;
+      handler->onDrained();  // may destroy the TcpConnection; this Impl lives on
+    }
   }
 
   static void onCheck(uv_check_t* c) {
@@ -282,6 +292,7 @@ struct TcpConnection::Impl {
       return;
     }
     self->flushNow();
+    self->reportDrained();
   }
 
   static void onConnect(uv_connect_t* req, int status) {
@@ -370,6 +381,13 @@ void TcpConnection::write(std::string_view bytes) {
   }
   impl_->out.append(bytes);
   if (impl_->state == Impl::State::Open) {
+    impl_->scheduleCheck();
+  }
+}
+
+void TcpConnection::notifyDrained() {
+  if (impl_->state == Impl::State::Open) {
+    impl_->drainWanted = true;
     impl_->scheduleCheck();
   }
 }

@@ -28,6 +28,8 @@ class TcpHandler {
   virtual void onData(std::string_view bytes) = 0;
   // The peer closed (error "connection closed by peer") or the socket failed. Final.
   virtual void onClosed(const std::string& error) = 0;
+  // After notifyDrained(): every byte written so far has been taken by the kernel.
+  virtual void onDrained() {}
 };
 
 class TcpConnection {
@@ -55,6 +57,9 @@ class TcpConnection {
   std::uint64_t bytesRead() const;
   // Bytes queued or in flight, not yet taken by the kernel (for back-pressure).
   std::size_t queuedBytes() const;
+  // Asks for one onDrained() once queuedBytes() is 0 (from the loop, never from inside this
+  // call: on the next loop iteration if it is 0 already). Ignored unless open().
+  void notifyDrained();
 
   struct Impl;
   explicit TcpConnection(Impl* impl);

@@ -12,9 +12,9 @@
 namespace salvo::smtp {
 namespace {
 
-constexpr const char* kStateNames[] = {"Connecting",   "Greeting", "Ehlo", "Helo",  "StartTls",
-                                       "TlsHandshake", "Idle",     "Mail", "Rcpt",  "Data",
-                                       "Dot",          "Rset",     "Quit", "Closed"};
+constexpr const char* kStateNames[] = {"Connecting",   "Greeting", "Ehlo", "Helo", "StartTls",
+                                       "TlsHandshake", "Auth",     "Idle", "Mail", "Rcpt",
+                                       "Data",         "Dot",      "Rset", "Quit", "Closed"};
 static_assert(std::size(kStateNames) == static_cast<std::size_t>(State::Closed) + 1);
 
 constexpr const char* kScopeNames[] = {"none", "recipient", "message", "connection", "site"};
@@ -36,14 +36,15 @@ constexpr TimeoutField kStateTimeouts[] = {
     &SessionTimeouts::ehlo,      // Helo
     &SessionTimeouts::startTls,  // StartTls
     &SessionTimeouts::startTls,  // TlsHandshake
+    &SessionTimeouts::auth,      // Auth
     nullptr,                     // Idle
     &SessionTimeouts::mail,      // Mail
     &SessionTimeouts::rcpt,      // Rcpt
     &SessionTimeouts::data,      // Data: waiting for 354
-    &SessionTimeouts::dot,       // Dot: the body is sent, waiting for the final reply
-    &SessionTimeouts::rset,      // Rset
-    &SessionTimeouts::quit,      // Quit
-    nullptr,                     // Closed
+    &SessionTimeouts::dot,   // Dot: the final reply (dataBlock while the body is still going out)
+    &SessionTimeouts::rset,  // Rset
+    &SessionTimeouts::quit,  // Quit
+    nullptr,                 // Closed
 };
 static_assert(std::size(kStateTimeouts) == std::size(kStateNames));
 
@@ -57,6 +58,10 @@ enum class Expect : std::uint8_t {
   Ehlo,
   Helo,
   StartTls,
+  AuthPlain,      // AUTH PLAIN <initial response>: awaiting 235
+  AuthLoginUser,  // AUTH LOGIN: awaiting 334 (the username prompt)
+  AuthLoginPass,  // the username sent: awaiting 334 (the password prompt)
+  AuthDone,       // the password sent: awaiting 235
   Mail,
   Rcpt,
   Data,
@@ -75,6 +80,10 @@ constexpr ExpectInfo kExpectInfo[] = {
     {State::Ehlo, "waiting for reply to EHLO"},
     {State::Helo, "waiting for reply to HELO"},
     {State::StartTls, "waiting for reply to STARTTLS"},
+    {State::Auth, "waiting for reply to AUTH PLAIN"},
+    {State::Auth, "waiting for reply to AUTH LOGIN"},
+    {State::Auth, "waiting for reply to the AUTH LOGIN username"},
+    {State::Auth, "waiting for reply to the AUTH LOGIN password"},
     {State::Mail, "waiting for reply to MAIL FROM"},
     {State::Rcpt, "waiting for reply to RCPT TO"},
     {State::Data, "waiting for reply to DATA"},
@@ -108,6 +117,39 @@ bool hasControlOctet(std::string_view s) {
 bool hasNonAscii(std::string_view s) {
   return std::any_of(s.begin(), s.end(),
                      [](char c) { return static_cast<unsigned char>(c) > 0x7f; });
+}
+
+std::string base64(std::string_view in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const std::uint32_t v = static_cast<unsigned char>(in[i]) << 16 |
+                            static_cast<unsigned char>(in[i + 1]) << 8 |
+                            static_cast<unsigned char>(in[i + 2]);
+    out += kAlphabet[v >> 18 & 63];
+    out += kAlphabet[v >> 12 & 63];
+    out += kAlphabet[v >> 6 & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i < in.size()) {
+    std::uint32_t v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) {
+      v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    }
+    out += kAlphabet[v >> 18 & 63];
+    out += kAlphabet[v >> 12 & 63];
+    out += i + 1 < in.size() ? kAlphabet[v >> 6 & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+bool offers(const Capabilities& caps, std::string_view mechanism) {
+  return std::find(caps.authMechanisms.begin(), caps.authMechanisms.end(), mechanism) !=
+         caps.authMechanisms.end();
 }
 
 // encodeBody() output ends with ".\r\n", preceded by a CRLF unless the message was empty.
@@ -270,6 +312,7 @@ struct ClientSession::Impl {
     // reply, which may take minutes.
     std::string().swap(t.envelope.data);
     expected.push_back(Expect::Dot);
+    bodyPending = true;
   }
 
   void sendQuit() {
@@ -450,6 +493,12 @@ struct ClientSession::Impl {
       case Expect::StartTls:
         onStartTls(r);
         break;
+      case Expect::AuthPlain:
+      case Expect::AuthLoginUser:
+      case Expect::AuthLoginPass:
+      case Expect::AuthDone:
+        onAuth(kind, r);
+        break;
       case Expect::Mail:
         onMail(r);
         break;
@@ -527,7 +576,7 @@ struct ClientSession::Impl {
         return;
       }
     }
-    establish();
+    authenticateOrEstablish();
   }
 
   void onStartTls(const Reply& r) {
@@ -546,7 +595,81 @@ struct ClientSession::Impl {
       return;
     }
     trace("STARTTLS refused ({}); continuing without TLS", r.summary());
-    establish();
+    authenticateOrEstablish();
+  }
+
+  // ---- AUTH (RFC 4954) ----
+
+  // Writes a command carrying credentials; the trace shows `shown` instead of the line.
+  void sendSecret(std::string_view line, std::string_view shown, Expect expect) {
+    out += line;
+    out += "\r\n";
+    trace("C: {}", shown);
+    expected.push_back(expect);
+  }
+
+  // Nothing about the recipients: this site cannot take our mail as configured.
+  void authFailure(std::string error, std::string_view detail, const Reply* reply) {
+    fail(std::move(error), FailureScope::Site, detail, reply, true);
+  }
+
+  // The last EHLO is done (and TLS when it applies): authenticate when configured.
+  void authenticateOrEstablish() {
+    const AuthSettings& auth = self.config_.auth;
+    if (auth.user.empty()) {
+      establish();
+      return;
+    }
+    if (!tlsActive && !auth.allowPlaintext) {
+      authFailure(fmt::format("refusing to send credentials without TLS ({}; set "
+                              "allow_plaintext_auth: true on the route to allow it)",
+                              self.config_.tls == TlsPolicy::Disabled
+                                  ? "TLS is disabled for this route"
+                                  : "the server does not offer STARTTLS"),
+                  "refusing to send credentials without TLS", nullptr);
+      return;
+    }
+    if (offers(self.caps_, "PLAIN")) {
+      // RFC 4616: authzid NUL authcid NUL passwd, with an empty authzid.
+      std::string message;
+      message += '\0';
+      message += auth.user;
+      message += '\0';
+      message += auth.password;
+      sendSecret("AUTH PLAIN " + base64(message), "AUTH PLAIN <credentials hidden>",
+                 Expect::AuthPlain);
+    } else if (offers(self.caps_, "LOGIN")) {
+      sendCommand("AUTH", "LOGIN", Expect::AuthLoginUser);
+    } else {
+      std::string offered;
+      for (const std::string& m : self.caps_.authMechanisms) {
+        offered += offered.empty() ? "" : " ";
+        offered += m;
+      }
+      authFailure(fmt::format("authentication required but the server offers no supported "
+                              "mechanism (PLAIN, LOGIN); it offers: {}",
+                              offered.empty() ? "no AUTH" : offered),
+                  "no supported AUTH mechanism", nullptr);
+    }
+  }
+
+  void onAuth(Expect kind, const Reply& r) {
+    const bool prompt = kind == Expect::AuthLoginUser || kind == Expect::AuthLoginPass;
+    if (prompt && r.code == 334) {
+      const AuthSettings& auth = self.config_.auth;
+      if (kind == Expect::AuthLoginUser) {
+        sendSecret(base64(auth.user), "<username hidden>", Expect::AuthLoginPass);
+      } else {
+        sendSecret(base64(auth.password), "<password hidden>", Expect::AuthDone);
+      }
+      return;
+    }
+    if (!prompt && r.code == 235) {
+      trace("authenticated as {}", self.config_.auth.user);
+      establish();
+      return;
+    }
+    authFailure(fmt::format("authentication failed: {}", r.summary()), "authentication failed", &r);
   }
 
   void establish() {
@@ -718,6 +841,7 @@ struct ClientSession::Impl {
   bool handshaking = false;   // 220 to STARTTLS received, handshake not yet done
   bool tlsStartOwed = false;  // startTls() is to be called at the end of this entry point
   bool tlsActive = false;
+  bool bodyPending = false;  // a body went to send(); onWritten() not called since
 };
 
 ClientSession::ClientSession(SessionConfig config, SessionSink& sink)
@@ -781,6 +905,8 @@ void ClientSession::onTimeout() {
   m.depth += outer ? 1 : 0;
   if (state_ == State::Quit) {
     m.close({}, FailureScope::None);  // all work was done before QUIT
+  } else if (state_ == State::Dot && m.bodyPending) {
+    m.connectionFailure("timeout while sending the message body");
   } else {
     const std::string_view activity = m.activity();
     m.connectionFailure(m.expected.empty() ? fmt::format("timeout while {}", activity)
@@ -850,6 +976,14 @@ void ClientSession::onTlsFailed(const std::string& error) {
   }
 }
 
+void ClientSession::onWritten() {
+  impl_->bodyPending = false;  // only the timeout changes: nothing to drain
+}
+
+bool ClientSession::bodyPending() const {
+  return impl_->bodyPending && state_ != State::Closed;
+}
+
 bool ClientSession::tlsActive() const {
   return impl_->tlsActive;
 }
@@ -891,6 +1025,9 @@ bool ClientSession::canAccept() const {
 }
 
 std::chrono::milliseconds ClientSession::timeout() const {
+  if (state_ == State::Dot && impl_->bodyPending) {
+    return config_.timeouts.dataBlock;  // RFC 5321 §4.5.3.2.5: the data block is going out
+  }
   const TimeoutField field = kStateTimeouts[static_cast<std::size_t>(state_)];
   return field != nullptr ? config_.timeouts.*field : std::chrono::milliseconds{0};
 }

@@ -10,6 +10,10 @@
 // ignores every byte until onTlsEstablished(): bytes a server sent after its 220 and
 // before the handshake are never read as replies (the reply parser is reset). It then
 // sends EHLO again and forgets the capabilities learnt in plaintext.
+// AUTH (RFC 4954; PLAIN RFC 4616, else LOGIN): when the config holds credentials, after
+// the last EHLO (the one over TLS when STARTTLS is used) and before any transaction. Only
+// over TLS unless auth.allowPlaintext. Refusal, failure or no usable mechanism fails the
+// session (Site scope). The password never reaches trace(): AUTH lines are masked.
 #pragma once
 
 #include <chrono>
@@ -72,6 +76,7 @@ enum class State {
   Helo,
   StartTls,      // STARTTLS sent, awaiting 220
   TlsHandshake,  // the sink is running the TLS handshake; input is ignored
+  Auth,          // AUTH exchange in progress
   Idle,          // no transaction open; may submit() or quit()
   Mail,          // awaiting replies to MAIL/RCPT/DATA (pipelined or one by one)
   Rcpt,
@@ -88,6 +93,7 @@ struct SessionTimeouts {
   std::chrono::milliseconds greeting{300'000};
   std::chrono::milliseconds ehlo{300'000};
   std::chrono::milliseconds startTls{300'000};  // STARTTLS reply and the TLS handshake
+  std::chrono::milliseconds auth{300'000};      // each reply of the AUTH exchange
   std::chrono::milliseconds mail{300'000};
   std::chrono::milliseconds rcpt{300'000};
   std::chrono::milliseconds data{120'000};       // DATA initiation (354)
@@ -97,11 +103,19 @@ struct SessionTimeouts {
   std::chrono::milliseconds quit{120'000};
 };
 
+// SMTP AUTH with a smarthost account. Empty user: no AUTH.
+struct AuthSettings {
+  std::string user;
+  std::string password;
+  bool allowPlaintext = false;  // send the credentials over a connection without TLS
+};
+
 struct SessionConfig {
   std::string heloName = "localhost";
   bool allowPipelining = true;  // use PIPELINING when the server advertises it
   std::size_t maxQueued = 2;    // envelopes accepted ahead of the one in progress
   TlsPolicy tls = TlsPolicy::Opportunistic;
+  AuthSettings auth;  // user empty: do not authenticate
   SessionTimeouts timeouts;
   ReplyLimits replyLimits;
 };
@@ -151,6 +165,10 @@ class ClientSession {
   void onDisconnected(const std::string& error);
   // The TLS handshake the sink started for startTls() completed: EHLO again.
   void onTlsEstablished();
+  // Every byte send() has given so far has left (the transport's write queue drained).
+  // While a message body is still being written the reply timeout is dataBlock; once it
+  // has left, dot. The owner calls this when bodyPending() and its queue drains.
+  void onWritten();
   // The TLS handshake failed (Connection scope: the owner decides whether to reconnect
   // without TLS). Every envelope is answered Deferred.
   void onTlsFailed(const std::string& error);
@@ -173,6 +191,8 @@ class ClientSession {
   // connect and idle timers apply there.
   std::chrono::milliseconds timeout() const;
   const Capabilities& capabilities() const { return caps_; }
+  // A message body went to send() and onWritten() has not been called since.
+  bool bodyPending() const;
   // The byte stream is encrypted (STARTTLS done).
   bool tlsActive() const;
   std::size_t transactionsCompleted() const { return completed_; }

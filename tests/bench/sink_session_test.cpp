@@ -442,6 +442,51 @@ TEST_P(SinkSessionTest, EhloResetsAnOpenTransaction) {
 
 // A session that drops what it is sent: allocations made by the test harness must not
 // count against the session.
+// base64("\0user\0pw") and its LOGIN halves: "user" = dXNlcg==, "pw" = cHc=.
+TEST_P(SinkSessionTest, AuthPlainAndLogin) {
+  rules_.authUser = "user";
+  rules_.authPassword = "pw";
+  EXPECT_EQ(run("EHLO c\r\nMAIL FROM:<a@b.example>\r\nAUTH PLAIN AHVzZXIAcHc=\r\n"
+                "AUTH PLAIN AHVzZXIAcHc=\r\nMAIL FROM:<a@b.example>\r\n"),
+            "250-salvo-sink\r\n250-PIPELINING\r\n250-SIZE 67108864\r\n250-8BITMIME\r\n"
+            "250-ENHANCEDSTATUSCODES\r\n250-AUTH PLAIN LOGIN\r\n250 SMTPUTF8\r\n"
+            "530 5.7.0 authentication required\r\n"
+            "235 2.7.0 Authentication successful\r\n"
+            "503 5.5.1 already authenticated\r\n"
+            "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(run("EHLO c\r\nAUTH LOGIN\r\ndXNlcg==\r\ncHc=\r\nMAIL FROM:<>\r\n")
+                .substr(std::string_view(kEhloReply).size() + 22),
+            "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 2.7.0 Authentication successful\r\n"
+            "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(run("EHLO c\r\nAUTH PLAIN\r\nAHVzZXIAcHc=\r\n")
+                .substr(std::string_view(kEhloReply).size() + 22),
+            "334 \r\n235 2.7.0 Authentication successful\r\n");
+}
+
+TEST_P(SinkSessionTest, AuthFailures) {
+  rules_.authUser = "user";
+  rules_.authPassword = "pw";
+  const std::size_t ehlo =
+      std::string_view(kEhloReply).size() + 22;  // + "250-AUTH PLAIN LOGIN\r\n"
+  // Wrong password (base64("\0user\0px")), bad base64, cancelled LOGIN, unknown mechanism.
+  EXPECT_EQ(run("EHLO c\r\nAUTH PLAIN AHVzZXIAcHg=\r\nAUTH PLAIN !!!!\r\nAUTH LOGIN\r\n*\r\n"
+                "AUTH CRAM-MD5\r\nAUTH PLAIN dXNlcg==\r\n")
+                .substr(ehlo),
+            "535 5.7.8 Authentication credentials invalid\r\n"
+            "501 5.5.2 cannot decode the response (base64)\r\n"
+            "334 VXNlcm5hbWU6\r\n"
+            "501 5.7.0 authentication cancelled\r\n"
+            "504 5.5.4 unrecognized authentication mechanism\r\n"
+            "501 5.5.2 malformed PLAIN response\r\n");
+  EXPECT_EQ(run("AUTH PLAIN AHVzZXIAcHc=\r\n"), "503 5.5.1 send EHLO first\r\n");
+}
+
+TEST_P(SinkSessionTest, AuthIsNotImplementedWithoutCredentials) {
+  EXPECT_EQ(
+      run("EHLO c\r\nAUTH PLAIN AHVzZXIAcHc=\r\n").substr(std::string_view(kEhloReply).size()),
+      "502 5.5.1 command not implemented\r\n");
+}
+
 class CountingEvents : public SinkSessionEvents {
  public:
   std::size_t replyBytes = 0;

@@ -7,12 +7,15 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bench/sink_main.h"
@@ -397,6 +400,74 @@ TEST_F(SinkTest, CommandReportsAnUnwritableStatsFileWith74) {
   EXPECT_EQ(err.str(),
             "salvo sink: cannot write stats to " + statsPath + ": No such file or directory\n");
   EXPECT_NE(out.str().find("salvo sink: 0 messages, 0 recipients"), std::string::npos) << out.str();
+}
+
+TEST_F(SinkTest, ManyLoopsShareThePortAndCountExactly) {
+  Sink::Options options;
+  options.listen = "127.0.0.1:0";
+  options.threads = 4;
+  options.maildir = (dir_ / "mail").string();
+  Sink sink(options);
+  std::string error;
+  ASSERT_TRUE(sink.start(error)) << error;
+  EXPECT_EQ(sink.threads(), 4U);
+  constexpr int kClients = 24;
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<Client>(sink.port()));
+    ASSERT_TRUE(clients.back()->connected());
+  }
+  for (int i = 0; i < kClients; ++i) {
+    Client& c = *clients[static_cast<std::size_t>(i)];
+    c.readReplies(1);
+    c.send("EHLO t\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<b" + std::to_string(i) +
+           "@y.example>\r\nRCPT TO:<c@y.example>\r\nDATA\r\n");
+  }
+  for (auto& c : clients) {
+    EXPECT_NE(c->readReplies(5).find("354 "), std::string::npos);
+    c->send("Subject: s\r\n\r\nbody\r\n.\r\nQUIT\r\n");
+  }
+  for (auto& c : clients) {
+    EXPECT_EQ(c->readReplies(2), "250 2.0.0 Ok: queued\r\n221 2.0.0 Bye\r\n");
+    EXPECT_EQ(c->readToEof(), "");
+  }
+  sink.stop();
+  Sink::Stats stats = sink.stats();
+  EXPECT_EQ(stats.connections, std::uint64_t{kClients});
+  EXPECT_EQ(stats.messages, std::uint64_t{kClients});
+  EXPECT_EQ(stats.recipients, std::uint64_t{2 * kClients});
+  EXPECT_EQ(stats.bytes,
+            std::uint64_t{kClients} * std::string("Subject: s\r\n\r\nbody\r\n").size());
+  // Maildir names stay unique across loops.
+  EXPECT_EQ(listDir(dir_ / "mail" / "new").size(), std::size_t{kClients});
+}
+
+TEST_F(SinkTest, ManyLoopsStillRefuseAPortInUse) {
+  for (unsigned takenThreads : {1U, 2U}) {
+    Sink::Options first;
+    first.listen = "127.0.0.1:0";
+    first.threads = takenThreads;
+    Sink taken(first);
+    std::string error;
+    ASSERT_TRUE(taken.start(error)) << error;
+
+    Sink::Options options;
+    options.listen = "127.0.0.1:" + std::to_string(taken.port());
+    options.threads = 3;
+    Sink sink(options);
+    EXPECT_FALSE(sink.start(error));
+    EXPECT_EQ(error, "listen " + options.listen + ": address already in use");
+    EXPECT_EQ(sink.threads(), 0U);
+  }
+}
+
+TEST_F(SinkTest, DefaultIsOneLoopPerCore) {
+  Sink::Options options;
+  options.listen = "127.0.0.1:0";
+  Sink sink(options);
+  std::string error;
+  ASSERT_TRUE(sink.start(error)) << error;
+  EXPECT_EQ(sink.threads(), std::max(1U, std::thread::hardware_concurrency()));
 }
 
 }  // namespace

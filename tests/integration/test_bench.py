@@ -1,5 +1,6 @@
 """`salvo bench` measures honestly: its report's counts add up (no timing assertions)."""
 import json
+import os
 
 import harness
 
@@ -19,10 +20,36 @@ class Bench(harness.Workspace):
         self.assertLessEqual(report["outcome_batches"], 2000)
         for key in ("submit_per_second", "messages_per_second", "cpu_seconds", "peak_rss_mib"):
             self.assertGreater(report[key], 0, key)
+        # One latency sample per result; percentiles ordered.
+        self.assertEqual(report["latency_samples"], 2000)
+        self.assertEqual(report["dkim"], "none")
+        self.assertGreater(report["latency_p50_ms"], 0)
+        self.assertLessEqual(report["latency_p50_ms"], report["latency_p99_ms"])
+        self.assertLessEqual(report["latency_p99_ms"], report["latency_max_ms"])
+
+    def test_dkim_signed_runs_add_up(self):
+        for kind in ("rsa", "ed25519"):
+            keep = self.path("keep-" + kind)
+            r = self.salvo("bench", "--recipients", "300", "--domains", "3", "--dkim", kind,
+                           "--keep", keep, "--json", check=0, timeout=300)
+            report = json.loads(r.stdout)
+            self.assertEqual(report["dkim"], kind)
+            self.assertEqual(report["delivered"], 300, r.stderr)
+            self.assertEqual(report["sink_messages"], 300)
+            self.assertEqual(report["latency_samples"], 300)
+            key = os.path.join(keep, "dkim.pem")
+            self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
+            with open(os.path.join(keep, "campaign.yaml")) as f:
+                campaign = f.read()
+            algorithm = "rsa-sha256" if kind == "rsa" else "ed25519-sha256"
+            self.assertIn("algorithm: " + algorithm, campaign)
+        r = self.salvo("bench", "--recipients", "5", "--dkim", "dsa", check=64)
+        self.assertIn("--dkim must be rsa, ed25519 or none, not 'dsa'", r.stderr)
 
     def test_text_report_and_bad_target(self):
         r = self.salvo("bench", "--recipients", "50", check=0, timeout=120)
         self.assertIn("50 delivered, 0 deferred, 0 bounced", r.stdout)
+        self.assertIn("latency   p50 ", r.stdout)
         r = self.salvo("bench", "--recipients", "5", "--target", "nonsense", check=64)
         self.assertIn("--target must be HOST:PORT", r.stderr)
 

@@ -16,9 +16,11 @@ class Recorder : public TcpHandler {
   std::function<void(const std::string&)> connected;
   std::function<void(std::string_view)> data;
   std::function<void(const std::string&)> closed;
+  std::function<void()> drained;
 
   int connects = 0;
   int closes = 0;
+  int drains = 0;
   std::string connectError;
   std::string closeError;
   std::string received;
@@ -34,6 +36,12 @@ class Recorder : public TcpHandler {
     received.append(bytes);
     if (data) {
       data(bytes);
+    }
+  }
+  void onDrained() override {
+    ++drains;
+    if (drained) {
+      drained();
     }
   }
   void onClosed(const std::string& error) override {
@@ -202,6 +210,47 @@ TEST(TcpTest, LargeWriteThenCloseDeliversEverythingThenEof) {
   EXPECT_EQ(server.handlers[0]->closeError, "connection closed by peer");
   EXPECT_EQ(client.closes, 0);  // no callbacks after close()
   EXPECT_FALSE(conn->open());
+}
+
+// onDrained() comes once, after notifyDrained(), when a write larger than the socket
+// buffers has been taken by the kernel completely; with nothing queued, on the next turn.
+TEST(TcpTest, NotifyDrainedAfterALargeWrite) {
+  EventLoop loop;
+  Watchdog watchdog(loop);
+  Server server(loop);
+  ASSERT_NE(server.listener, nullptr);
+  std::string big(8 * 1024 * 1024, 'x');
+  Recorder client;
+  // Both events are awaited: the last read and the write callback may come in either order.
+  const auto stopWhenDone = [&] {
+    if (client.drains == 2 && server.handlers.size() == 1 &&
+        server.handlers[0]->received.size() == big.size()) {
+      loop.stop();
+    }
+  };
+  server.onAccept = [&](TcpConnection&, Recorder& handler) {
+    handler.data = [&](std::string_view) { stopWhenDone(); };
+  };
+  std::size_t queuedAtDrain = 1;
+  auto conn = TcpConnection::connect(loop, loopback(server.port()), client, 5000);
+  client.connected = [&](const std::string& error) {
+    ASSERT_EQ(error, "");
+    conn->notifyDrained();  // nothing queued: reported on the next turn of the loop
+  };
+  client.drained = [&] {
+    queuedAtDrain = conn->queuedBytes();
+    if (client.drains == 1) {
+      conn->write(big);
+      conn->notifyDrained();
+    }
+    stopWhenDone();
+  };
+  loop.run();
+  EXPECT_EQ(client.drains, 2);
+  EXPECT_EQ(queuedAtDrain, 0U);
+  ASSERT_EQ(server.handlers.size(), 1U);
+  EXPECT_EQ(server.handlers[0]->received.size(), big.size());
+  EXPECT_EQ(server.handlers[0]->drains, 0);  // never asked for
 }
 
 TEST(TcpTest, WritesBeforeConnectGoOutOnceConnected) {

@@ -270,7 +270,12 @@ TEST_P(SessionTest, NonPipelinedHappyPath) {
   server(kGo);
   EXPECT_EQ(sent(), dataOf(1));
   EXPECT_EQ(session->state(), State::Dot);
-  EXPECT_EQ(session->timeout(), milliseconds{1007});
+  EXPECT_TRUE(session->bodyPending());
+  EXPECT_EQ(session->timeout(), milliseconds{1006});  // data block: the body is going out
+  session->onWritten();
+  EXPECT_FALSE(session->bodyPending());
+  EXPECT_EQ(session->timeout(), milliseconds{1007});  // it left: waiting for the reply
+  EXPECT_EQ(sent(), "");
   EXPECT_TRUE(sink.results.empty());
 
   server("250 2.0.0 Ok: queued as 12345\r\n");
@@ -333,6 +338,8 @@ TEST_P(SessionTest, PipelinedTwoMessagesShareOneRoundTrip) {
   EXPECT_THAT(sink.sends[0], HasSubstr(".\r\nMAIL FROM:<s2@a.example>\r\nRCPT TO:<r2@b.example>"
                                        "\r\nDATA\r\n"));
   EXPECT_EQ(session->state(), State::Dot);
+  EXPECT_EQ(session->timeout(), milliseconds{1006});
+  session->onWritten();
   EXPECT_EQ(session->timeout(), milliseconds{1007});
   sink.sends.clear();
 
@@ -678,10 +685,17 @@ TEST_P(SessionTest, TimeoutInEachWaitingState) {
       {"mail", toMail, State::Mail, milliseconds{1003}, "timeout waiting for reply to MAIL FROM"},
       {"rcpt", toRcpt, State::Rcpt, milliseconds{1004}, "timeout waiting for reply to RCPT TO"},
       {"data", toData, State::Data, milliseconds{1005}, "timeout waiting for reply to DATA"},
+      {"data block",
+       [&] {
+         toData();
+         server(kGo);
+       },
+       State::Dot, milliseconds{1006}, "timeout while sending the message body"},
       {"dot",
        [&] {
          toData();
          server(kGo);
+         session->onWritten();
        },
        State::Dot, milliseconds{1007}, "timeout waiting for reply to end of data"},
       {"rset",
@@ -1283,6 +1297,147 @@ TEST_P(SessionTest, HandshakeTimeout) {
   session->onTimeout();
   EXPECT_EQ(sink.finishError, "timeout while in the TLS handshake");
   EXPECT_EQ(sink.finishScope, FailureScope::Connection);
+}
+
+// ---- AUTH ----
+
+constexpr std::string_view kEhloAuth =
+    "250-mx.example\r\n250-PIPELINING\r\n250-AUTH LOGIN PLAIN CRAM-MD5\r\n250 8BITMIME\r\n";
+constexpr std::string_view kEhloAuthLogin =
+    "250-mx.example\r\n250-AUTH=LOGIN\r\n250 AUTH LOGIN CRAM-MD5\r\n";
+
+SessionConfig authConfig(bool allowPlaintext) {
+  SessionConfig c = tlsConfig(TlsPolicy::Opportunistic);
+  c.auth = AuthSettings{"user@example", "s3cret", allowPlaintext};
+  c.timeouts.auth = milliseconds{1011};
+  return c;
+}
+
+// No line of the trace may carry the password or its base64 forms.
+void expectNoSecretTraced(const Recorder& sink) {
+  for (const std::string& line : sink.traces) {
+    EXPECT_THAT(line, ::testing::Not(HasSubstr("s3cret"))) << line;
+    EXPECT_THAT(line, ::testing::Not(HasSubstr("czNjcmV0"))) << line;
+    EXPECT_THAT(line, ::testing::Not(HasSubstr("AHVzZXJAZXhhbXBsZQBzM2NyZXQ="))) << line;
+  }
+}
+
+TEST_P(SessionTest, AuthPlainAfterStartTls) {
+  restart(authConfig(false));
+  submit(1);
+  open(kEhloTls);
+  EXPECT_EQ(sent(), "STARTTLS\r\n");
+  server("220 go ahead\r\n");
+  session->onTlsEstablished();
+  EXPECT_EQ(sent(), "EHLO client.example\r\n");
+  server(kEhloAuth);
+  // RFC 4616: base64("\0user@example\0s3cret"), as the initial response (RFC 4954 §4).
+  EXPECT_EQ(sent(), "AUTH PLAIN AHVzZXJAZXhhbXBsZQBzM2NyZXQ=\r\n");
+  EXPECT_EQ(session->state(), State::Auth);
+  EXPECT_EQ(session->timeout(), milliseconds{1011});
+  EXPECT_EQ(sink.readyCalls, 0);  // no mail before AUTH is settled
+  server("235 2.7.0 Authentication successful\r\n");
+  EXPECT_EQ(sent(), group(1));
+  server("250 ok\r\n250 ok\r\n");
+  server(kGo);
+  EXPECT_EQ(sent(), dataOf(1));
+  server("250 2.0.0 queued\r\n");
+  expectResult(0, 1, Disposition::Delivered, FailureScope::None, 250, "message accepted");
+  EXPECT_TRUE(sink.traced("C: AUTH PLAIN <credentials hidden>"));
+  expectNoSecretTraced(sink);
+}
+
+TEST_P(SessionTest, AuthLoginWhenPlainIsNotOffered) {
+  restart(authConfig(true));
+  open(kEhloAuthLogin);
+  EXPECT_EQ(sent(), "AUTH LOGIN\r\n");
+  EXPECT_EQ(session->state(), State::Auth);
+  server("334 VXNlcm5hbWU6\r\n");
+  EXPECT_EQ(sent(), "dXNlckBleGFtcGxl\r\n");
+  server("334 UGFzc3dvcmQ6\r\n");
+  EXPECT_EQ(sent(), "czNjcmV0\r\n");
+  EXPECT_EQ(sink.readyCalls, 0);
+  server("235 2.7.0 ok\r\n");
+  EXPECT_EQ(session->state(), State::Idle);
+  EXPECT_EQ(sink.readyCalls, 1);
+  submit(1);
+  EXPECT_EQ(sent(), mailCmd(1));
+  EXPECT_TRUE(sink.traced("C: <password hidden>"));
+  expectNoSecretTraced(sink);
+}
+
+TEST_P(SessionTest, AuthFailureDefersWithSiteScope) {
+  restart(authConfig(true));
+  submit(1);
+  submit(2);
+  open(kEhloAuth);
+  EXPECT_EQ(sent(), "AUTH PLAIN AHVzZXJAZXhhbXBsZQBzM2NyZXQ=\r\n");
+  server("535 5.7.8 Authentication credentials invalid\r\n");
+  EXPECT_EQ(sent(), "QUIT\r\n");
+  expectResult(0, 1, Disposition::Deferred, FailureScope::Site, 535, "authentication failed");
+  expectResult(1, 2, Disposition::Deferred, FailureScope::Site, 535, "authentication failed");
+  EXPECT_FALSE(result(0).attempted);
+  EXPECT_EQ(sink.finishedCalls, 1);
+  EXPECT_EQ(sink.finishScope, FailureScope::Site);
+  EXPECT_EQ(sink.finishError,
+            "authentication failed: 535 5.7.8 Authentication credentials invalid");
+  expectNoSecretTraced(sink);
+}
+
+TEST_P(SessionTest, AuthLoginRejectedAfterPassword) {
+  restart(authConfig(true));
+  submit(1);
+  open(kEhloAuthLogin);
+  EXPECT_EQ(sent(), "AUTH LOGIN\r\n");
+  server("334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n");
+  EXPECT_EQ(sent(), "dXNlckBleGFtcGxl\r\nczNjcmV0\r\n");
+  server("535 5.7.8 no\r\n");
+  EXPECT_EQ(sent(), "QUIT\r\n");
+  expectResult(0, 1, Disposition::Deferred, FailureScope::Site, 535, "authentication failed");
+  EXPECT_EQ(sink.finishError, "authentication failed: 535 5.7.8 no");
+}
+
+TEST_P(SessionTest, AuthWithoutSupportedMechanismDefers) {
+  for (std::string_view ehlo :
+       {kEhloPipelining, std::string_view("250-mx.example\r\n250 AUTH CRAM-MD5 XOAUTH2\r\n")}) {
+    restart(authConfig(true));
+    submit(1);
+    open(ehlo);
+    EXPECT_EQ(sent(), "QUIT\r\n");
+    expectResult(0, 1, Disposition::Deferred, FailureScope::Site, 0, "no supported AUTH mechanism");
+    EXPECT_EQ(sink.finishScope, FailureScope::Site);
+    EXPECT_THAT(sink.finishError, HasSubstr("offers no supported mechanism (PLAIN, LOGIN)"));
+  }
+  EXPECT_THAT(sink.finishError, HasSubstr("it offers: CRAM-MD5 XOAUTH2"));
+}
+
+TEST_P(SessionTest, AuthRefusedWithoutTls) {
+  // The server offers no STARTTLS, and plaintext AUTH is not allowed.
+  restart(authConfig(false));
+  submit(1);
+  open(kEhloAuth);
+  EXPECT_EQ(sent(), "QUIT\r\n");
+  expectResult(0, 1, Disposition::Deferred, FailureScope::Site, 0,
+               "refusing to send credentials without TLS");
+  EXPECT_EQ(sink.finishScope, FailureScope::Site);
+  EXPECT_THAT(sink.finishError, HasSubstr("the server does not offer STARTTLS"));
+  EXPECT_THAT(sink.finishError, HasSubstr("allow_plaintext_auth"));
+
+  // STARTTLS refused by an opportunistic session: still no credentials in plaintext.
+  restart(authConfig(false));
+  submit(2);
+  open(kEhloTls);
+  EXPECT_EQ(sent(), "STARTTLS\r\n");
+  server("454 4.7.0 TLS not available\r\n");
+  EXPECT_EQ(sent(), "QUIT\r\n");
+  expectResult(0, 2, Disposition::Deferred, FailureScope::Site, 0,
+               "refusing to send credentials without TLS");
+}
+
+TEST_P(SessionTest, NoCredentialsNoAuth) {
+  open(kEhloAuth);
+  EXPECT_EQ(sent(), "");
+  EXPECT_EQ(session->state(), State::Idle);
 }
 
 INSTANTIATE_TEST_SUITE_P(Feeding, SessionTest, ::testing::Values(Feed::Whole, Feed::ByteAtATime),
