@@ -178,7 +178,10 @@ Dispatcher::Dispatcher(const campaigns::SalvoConfig& config, queue::JobStore& st
   settings_.messagesPerConnection = std::max(1, d.messagesPerConnection);
   settings_.connectTimeoutMs = d.connectTimeoutMs;
   settings_.idleTimeoutMs = d.idleTimeoutMs;
-  perDestinationCap_ = std::max(kMinPerDestination, kJobsPerConnection * settings_.maxConnections);
+  // A quarter of the in-flight window: one destination can never starve the others, and a
+  // busy one holds enough to keep its connections fed between scans.
+  perDestinationCap_ = std::max({kMinPerDestination, kJobsPerConnection * settings_.maxConnections,
+                                 static_cast<std::int64_t>(d.maxInFlight / 4)});
   applyDeliveryConfig(d, settings_);
   settings_.shaping = &shaping_;
   settings_.metrics = metrics_;
@@ -292,6 +295,17 @@ void Dispatcher::pump() {
   if (room <= 0) {
     return;
   }
+  if (!stalledOn_.empty()) {
+    bool resume = now() >= stalledUntilMs_;
+    for (const auto& name : stalledOn_) {
+      auto it = perDestination_.find(name);
+      resume = resume || it == perDestination_.end() || it->second <= perDestinationCap_ / 2;
+    }
+    if (!resume) {
+      return;
+    }
+    stalledOn_.clear();
+  }
   std::vector<queue::LeasedJob> leased;
   auto status = store_.takeDue(now(), std::min<std::size_t>(kTakeBatch, room), leased);
   if (!status.isOk()) {
@@ -311,6 +325,7 @@ void Dispatcher::pump() {
   inFlight_ += static_cast<std::int64_t>(leased.size());
   std::unordered_map<std::string, std::vector<DeliveryJob>> batches;
   std::vector<queue::Outcome> handBack;
+  std::vector<std::string> capped;  // destinations that had jobs handed back for their cap
   std::int64_t t = now();
   const std::int64_t leasedAtUs = std::chrono::duration_cast<std::chrono::microseconds>(
                                       std::chrono::steady_clock::now().time_since_epoch())
@@ -363,8 +378,12 @@ void Dispatcher::pump() {
         continue;
       }
     }
-    auto& held = perDestination_[destinationName(l.record.recipient)];
+    const std::string destination = destinationName(l.record.recipient);
+    auto& held = perDestination_[destination];
     if (held >= perDestinationCap_) {
+      if (std::find(capped.begin(), capped.end(), destination) == capped.end()) {
+        capped.push_back(destination);
+      }
       handedBackDueMs_ = t + kReleaseDelayMs;
       queue::Outcome o;
       o.id = l.id;
@@ -389,6 +408,13 @@ void Dispatcher::pump() {
   bool handedOut = handBack.size() < leased.size();
   if (!handBack.empty()) {
     writer_->push(std::move(handBack));
+  }
+  if (!handedOut && !capped.empty()) {
+    // The head of the due index belongs to saturated destinations: scanning again now
+    // would only hand the same jobs back (five writes each). Wait until one of them has
+    // drained to half its cap, or the handed-back jobs are due again.
+    stalledOn_ = std::move(capped);
+    stalledUntilMs_ = t + kReleaseDelayMs;
   }
   // Only when this batch fed some destination: a batch handed back entirely would make
   // the next scan find the same saturated destination again.

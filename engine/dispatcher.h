@@ -192,6 +192,9 @@ class Dispatcher : public ResultSink {
   std::string destinationName(const std::string& recipient) const;
   std::unordered_map<std::string, std::int64_t> perDestination_;
   std::int64_t perDestinationCap_ = 0;
+  // Saturated destinations the due scan waits for (see pump()), and until when at most.
+  std::vector<std::string> stalledOn_;
+  std::int64_t stalledUntilMs_ = 0;
   std::int64_t handedBackDueMs_ = 0;  // when the last jobs handed back are due again
   // Per-campaign `rate` limiters (the campaign's own limit, on top of destinations').
   std::unordered_map<std::uint32_t, std::unique_ptr<RateLimiter>> campaignRates_;

@@ -38,7 +38,9 @@ text: |
   Number {{n}}.
 recipients_csv: rcpts.csv
 """)
-        sink = harness.Sink(self.dir)
+        # A sink that takes 2 ms per message keeps the run slow enough for six kills to land
+        # before the campaign is done, however fast the engine gets.
+        sink = harness.Sink(self.dir, extra=["--delay-ms", "2"])
         config = self.write_config(sink.port)
         # max_in_flight bounds the duplicates a kill may cause: set it small and explicit.
         with open(config) as f:
