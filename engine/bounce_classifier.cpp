@@ -154,46 +154,21 @@ BounceClass BounceClassifier::classify(const smtp::Reply& reply) const {
 
 std::optional<BounceClassifier> BounceClassifier::load(const std::string& path,
                                                        campaigns::Diagnostics& diags) {
-  campaigns::YamlFile yaml(path, diags, campaigns::kExitConfig);
-  const std::size_t before = diags.size();
-  auto root = loadPolicyFile(path, yaml);
-  if (!root) {
-    return std::nullopt;
-  }
-  auto result = fromYaml(*root, yaml);
-  return diags.size() == before ? std::move(result) : std::nullopt;
+  return loadPolicy<BounceClassifier>(path, diags, &BounceClassifier::fromYaml);
 }
 
 std::optional<BounceClassifier> BounceClassifier::parse(std::string text, const std::string& file,
                                                         campaigns::Diagnostics& diags) {
-  campaigns::YamlFile yaml(file, diags, campaigns::kExitConfig);
-  const std::size_t before = diags.size();
-  auto root = yaml.parse(text);
-  if (!root) {
-    return std::nullopt;
-  }
-  auto result = fromYaml(*root, yaml);
-  return diags.size() == before ? std::move(result) : std::nullopt;
+  return parsePolicy<BounceClassifier>(std::move(text), file, diags, &BounceClassifier::fromYaml);
 }
 
 std::optional<BounceClassifier> BounceClassifier::fromYaml(const YAML::Node& root,
                                                            campaigns::YamlFile& yaml) {
-  if (!root.IsMap()) {
-    yaml.error(root, "expected a map with a 'rules' list");
+  const auto rulesList = policyRules(yaml, root, "{category, code, enhanced, text, hard}");
+  if (!rulesList) {
     return std::nullopt;
   }
-  const auto top = yaml.readMap(root, {"rules"});
-  const auto rulesIt = top.find("rules");
-  if (rulesIt == top.end()) {
-    yaml.error(root, "missing required field 'rules'");
-    return std::nullopt;
-  }
-  const YAML::Node& list = rulesIt->second.value;
-  if (!list.IsSequence()) {
-    yaml.error(yaml.valuePosition(rulesIt->second.key, list),
-               "'rules' must be a list of {category, code, enhanced, text, hard}");
-    return std::nullopt;
-  }
+  const YAML::Node& list = *rulesList;
   std::vector<BounceRule> rules;
   bool ok = true;
   for (const YAML::Node& item : list) {

@@ -193,4 +193,25 @@ std::optional<std::int64_t> readPolicyDuration(campaigns::YamlFile& yaml,
   return static_cast<std::int64_t>(*ms);
 }
 
+std::optional<YAML::Node> policyRules(campaigns::YamlFile& yaml, const YAML::Node& root,
+                                      std::string_view shape) {
+  if (!root.IsMap()) {
+    yaml.error(root, "expected a map with a 'rules' list");
+    return std::nullopt;
+  }
+  const auto top = yaml.readMap(root, {"rules"});
+  const auto it = top.find("rules");
+  if (it == top.end()) {
+    yaml.error(root, "missing required field 'rules'");
+    return std::nullopt;
+  }
+  const YAML::Node& list = it->second.value;
+  if (!list.IsSequence()) {
+    yaml.error(yaml.valuePosition(it->second.key, list),
+               fmt::format("'rules' must be a list of {}", shape));
+    return std::nullopt;
+  }
+  return list;  // a handle: shares the document's data
+}
+
 }  // namespace salvo::engine

@@ -59,6 +59,39 @@ bool readReplyPattern(campaigns::YamlFile& yaml, const YAML::Node& rule,
 // so later diagnostics can point into it.
 std::optional<YAML::Node> loadPolicyFile(const std::string& path, campaigns::YamlFile& yaml);
 
+// The one load/parse pair of the rule files: `fromYaml` builds a T from the parsed root,
+// reporting into `yaml`. nullopt unless the whole file was read without a diagnostic.
+template <typename T, typename FromYaml>
+std::optional<T> loadPolicy(const std::string& path, campaigns::Diagnostics& diags,
+                            FromYaml fromYaml) {
+  campaigns::YamlFile yaml(path, diags, campaigns::kExitConfig);
+  const std::size_t before = diags.size();
+  auto root = loadPolicyFile(path, yaml);
+  if (!root) {
+    return std::nullopt;
+  }
+  auto result = fromYaml(*root, yaml);
+  return diags.size() == before ? std::move(result) : std::nullopt;
+}
+
+template <typename T, typename FromYaml>
+std::optional<T> parsePolicy(std::string text, const std::string& file,
+                             campaigns::Diagnostics& diags, FromYaml fromYaml) {
+  campaigns::YamlFile yaml(file, diags, campaigns::kExitConfig);
+  const std::size_t before = diags.size();
+  auto root = yaml.parse(text);
+  if (!root) {
+    return std::nullopt;
+  }
+  auto result = fromYaml(*root, yaml);
+  return diags.size() == before ? std::move(result) : std::nullopt;
+}
+
+// The `rules:` list of a rule file's root map, or nullopt after reporting why; `shape`
+// describes one rule for the message ("{category, code, enhanced, text, hard}").
+std::optional<YAML::Node> policyRules(campaigns::YamlFile& yaml, const YAML::Node& root,
+                                      std::string_view shape);
+
 // A duration field ("30m", "1h", "90s", "500ms" or seconds) in milliseconds, > 0.
 std::optional<std::int64_t> readPolicyDuration(campaigns::YamlFile& yaml,
                                                const campaigns::YamlFile::Entry& entry,

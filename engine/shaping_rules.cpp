@@ -136,46 +136,22 @@ const ShapingRule* ShapingRules::evaluate(const smtp::Reply& reply) const {
 
 std::optional<ShapingRules> ShapingRules::load(const std::string& path,
                                                campaigns::Diagnostics& diags) {
-  campaigns::YamlFile yaml(path, diags, campaigns::kExitConfig);
-  const std::size_t before = diags.size();
-  auto root = loadPolicyFile(path, yaml);
-  if (!root) {
-    return std::nullopt;
-  }
-  auto result = fromYaml(*root, yaml);
-  return diags.size() == before ? std::move(result) : std::nullopt;
+  return loadPolicy<ShapingRules>(path, diags, &ShapingRules::fromYaml);
 }
 
 std::optional<ShapingRules> ShapingRules::parse(std::string text, const std::string& file,
                                                 campaigns::Diagnostics& diags) {
-  campaigns::YamlFile yaml(file, diags, campaigns::kExitConfig);
-  const std::size_t before = diags.size();
-  auto root = yaml.parse(text);
-  if (!root) {
-    return std::nullopt;
-  }
-  auto result = fromYaml(*root, yaml);
-  return diags.size() == before ? std::move(result) : std::nullopt;
+  return parsePolicy<ShapingRules>(std::move(text), file, diags, &ShapingRules::fromYaml);
 }
 
 std::optional<ShapingRules> ShapingRules::fromYaml(const YAML::Node& root,
                                                    campaigns::YamlFile& yaml) {
-  if (!root.IsMap()) {
-    yaml.error(root, "expected a map with a 'rules' list");
+  const auto rulesList =
+      policyRules(yaml, root, "{name, code, enhanced, text, action, factor, duration}");
+  if (!rulesList) {
     return std::nullopt;
   }
-  const auto top = yaml.readMap(root, {"rules"});
-  const auto rulesIt = top.find("rules");
-  if (rulesIt == top.end()) {
-    yaml.error(root, "missing required field 'rules'");
-    return std::nullopt;
-  }
-  const YAML::Node& list = rulesIt->second.value;
-  if (!list.IsSequence()) {
-    yaml.error(yaml.valuePosition(rulesIt->second.key, list),
-               "'rules' must be a list of {name, code, enhanced, text, action, factor, duration}");
-    return std::nullopt;
-  }
+  const YAML::Node& list = *rulesList;
   std::vector<ShapingRule> rules;
   bool ok = true;
   for (const YAML::Node& item : list) {
