@@ -818,6 +818,20 @@ struct ClientSession::Impl {
     }
   }
 
+  // Runs an entry point that the owner may also call from inside a SessionSink callback
+  // (e.g. onDisconnected() from send()): only the outermost call drains to the sink.
+  template <typename Body>
+  void reentrant(Body&& body) {
+    const bool outer = depth == 0;
+    if (outer) {
+      depth = 1;
+    }
+    body();
+    if (outer) {
+      drain();
+    }
+  }
+
   ClientSession& self;
   ReplyParser parser;
   std::vector<Reply> replies;        // reused by onBytes()
@@ -901,20 +915,17 @@ void ClientSession::onTimeout() {
   if (state_ == State::Closed) {
     return;
   }
-  const bool outer = m.depth == 0;
-  m.depth += outer ? 1 : 0;
-  if (state_ == State::Quit) {
-    m.close({}, FailureScope::None);  // all work was done before QUIT
-  } else if (state_ == State::Dot && m.bodyPending) {
-    m.connectionFailure("timeout while sending the message body");
-  } else {
-    const std::string_view activity = m.activity();
-    m.connectionFailure(m.expected.empty() ? fmt::format("timeout while {}", activity)
-                                           : fmt::format("timeout {}", activity));
-  }
-  if (outer) {
-    m.drain();
-  }
+  m.reentrant([&] {
+    if (state_ == State::Quit) {
+      m.close({}, FailureScope::None);  // all work was done before QUIT
+    } else if (state_ == State::Dot && m.bodyPending) {
+      m.connectionFailure("timeout while sending the message body");
+    } else {
+      const std::string_view activity = m.activity();
+      m.connectionFailure(m.expected.empty() ? fmt::format("timeout while {}", activity)
+                                             : fmt::format("timeout {}", activity));
+    }
+  });
 }
 
 void ClientSession::onDisconnected(const std::string& error) {
@@ -922,21 +933,18 @@ void ClientSession::onDisconnected(const std::string& error) {
   if (state_ == State::Closed) {
     return;
   }
-  const bool outer = m.depth == 0;
-  m.depth += outer ? 1 : 0;
-  if (state_ == State::Quit) {
-    m.close({}, FailureScope::None);
-  } else {
-    std::string detail = fmt::format("connection lost while {}", m.activity());
-    if (!error.empty()) {
-      detail += ": ";
-      detail += error;
+  m.reentrant([&] {
+    if (state_ == State::Quit) {
+      m.close({}, FailureScope::None);
+    } else {
+      std::string detail = fmt::format("connection lost while {}", m.activity());
+      if (!error.empty()) {
+        detail += ": ";
+        detail += error;
+      }
+      m.connectionFailure(std::move(detail));
     }
-    m.connectionFailure(std::move(detail));
-  }
-  if (outer) {
-    m.drain();
-  }
+  });
 }
 
 void ClientSession::onTlsEstablished() {
@@ -967,13 +975,10 @@ void ClientSession::onTlsFailed(const std::string& error) {
   if (state_ == State::Closed) {
     return;
   }
-  const bool outer = m.depth == 0;
-  m.depth += outer ? 1 : 0;
-  m.handshaking = false;
-  m.connectionFailure(fmt::format("TLS handshake failed: {}", error));
-  if (outer) {
-    m.drain();
-  }
+  m.reentrant([&] {
+    m.handshaking = false;
+    m.connectionFailure(fmt::format("TLS handshake failed: {}", error));
+  });
 }
 
 void ClientSession::onWritten() {
