@@ -302,11 +302,16 @@ void closeRaw(rocksdb::DB*& db, std::vector<rocksdb::ColumnFamilyHandle*>& handl
   handles.clear();
 }
 
-std::array<char, 8> leaseValue(std::int64_t nowMs) {
-  std::array<char, 8> v{};
-  keys::putU64(v.data(), static_cast<std::uint64_t>(nowMs));
-  return v;
-}
+// meta "in_flight": the daemon's leases per campaign, for read-only stores (`salvo
+// status` beside a running daemon), which cannot see its memory: u32 campaign | u64 count
+// pairs, rewritten (not synced) whenever the leases change in takeDue/commitOutcomes.
+constexpr std::string_view kInFlightKey = "in_flight";
+
+struct JobIdHash {
+  std::size_t operator()(const JobId& id) const noexcept {
+    return std::hash<std::uint64_t>()((id.seq * 0x9E3779B97F4A7C15ULL) ^ id.campaign);
+  }
+};
 
 }  // namespace
 
@@ -509,6 +514,77 @@ struct JobStore::Impl {
     return s.ok() ? Status::ok() : error(s);
   }
 
+  // Cancels every waiting job of `campaign` that is not in flight (it leaves the due
+  // index, counted in `cancelled`), in unsynced chunks; the caller syncs. Caller holds
+  // takeMutex and commitMutex, so no scan leases what this deletes.
+  Status cancelWaiting(std::uint32_t campaign, std::uint64_t& cancelled) {
+    constexpr std::size_t kChunk = 10'000;
+    std::vector<std::string> dueKeys;
+    std::vector<keys::JobKey> jobKeys;
+    auto flush = [&]() -> Status {
+      if (dueKeys.empty()) {
+        return Status::ok();
+      }
+      std::vector<rocksdb::Slice> slices;
+      for (const auto& k : jobKeys) {
+        slices.push_back(slice(k));
+      }
+      std::vector<rocksdb::PinnableSlice> values(slices.size());
+      std::vector<rocksdb::Status> statuses(slices.size());
+      db->MultiGet(rocksdb::ReadOptions(), cf[kJobsCf], slices.size(), slices.data(), values.data(),
+                   statuses.data());
+      rocksdb::WriteBatch batch;
+      std::vector<CampaignDeltas> deltas;
+      JobRecord job;
+      for (std::size_t i = 0; i < slices.size(); ++i) {
+        if (!statuses[i].ok() && !statuses[i].IsNotFound()) {
+          return error(statuses[i]);
+        }
+        batch.SingleDelete(cf[kDueCf], dueKeys[i]);
+        if (statuses[i].ok() && JobRecord::decode(view(values[i]), job) && !isTerminal(job.state)) {
+          cancelJob(batch, slices[i], job, deltas, campaign);
+          ++cancelled;
+        }
+      }
+      putDeltas(batch, cf[kCountersCf], deltas);
+      dueKeys.clear();
+      jobKeys.clear();
+      auto s = db->Write(async, &batch);
+      return s.ok() ? Status::ok() : error(s);
+    };
+    auto st = forEachDue(campaign, [&](const rocksdb::Slice& key, const keys::DueEntry& e) {
+      if (isLeased(e.id)) {
+        return Status::ok();  // in flight: cancelled when its outcome commits
+      }
+      dueKeys.emplace_back(view(key));
+      jobKeys.push_back(keys::jobKey(e.id));
+      return dueKeys.size() == kChunk ? flush() : Status::ok();
+    });
+    if (st.isOk()) {
+      st = flush();
+    }
+    return st;
+  }
+
+  // The campaign's counters (inFlight left 0). campaign <= keys::kMaxCampaign.
+  Counts countersOf(std::uint32_t campaign) {
+    Counts out;
+    auto begin = keys::campaignKey(campaign);
+    auto end = keys::campaignKey(campaign + 1);
+    rocksdb::Slice endSlice = slice(end);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &endSlice;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf[kCountersCf]));
+    for (it->Seek(slice(begin)); it->Valid(); it->Next()) {
+      auto key = keys::decodeCounterKey(view(it->key()));
+      auto value = keys::decodeDelta(view(it->value()));
+      if (key && value) {
+        *counterField(out, key->kind) = *value;
+      }
+    }
+    return out;
+  }
+
   // Marks a job Cancelled in `batch`, moving its count from its waiting state.
   void cancelJob(rocksdb::WriteBatch& batch, const rocksdb::Slice& jobKey, JobRecord& record,
                  std::vector<CampaignDeltas>& deltas, std::uint32_t campaign) {
@@ -550,6 +626,11 @@ struct JobStore::Impl {
     }
     batch.Delete(cf[kCampaignsCf], slice(begin));
     s = db->Write(synced, &batch);
+    {
+      std::lock_guard lock(leaseMutex);
+      std::erase_if(leases, [&](const auto& l) { return l.first.campaign == campaign; });
+      leasesPerCampaign.erase(campaign);
+    }
     forgetState(campaign);
     return s.ok() ? Status::ok() : error(s);
   }
@@ -609,6 +690,7 @@ struct JobStore::Impl {
       }
     }
     putDeltas(batch, cf[kCountersCf], cancelDeltas);
+    batch.Delete(cf[kMetaCf], slice(kInFlightKey));  // nothing is in flight after a restart
     if (batch.Count() > 0) {
       auto s = db->Write(synced, &batch);
       if (!s.ok()) {
@@ -618,6 +700,7 @@ struct JobStore::Impl {
     dangling += dropped;
 
     std::vector<std::uint32_t> loading;
+    std::vector<std::uint32_t> cancelled;
     {
       std::unique_ptr<rocksdb::Iterator> it(
           db->NewIterator(rocksdb::ReadOptions(), cf[kCampaignsCf]));
@@ -626,6 +709,9 @@ struct JobStore::Impl {
         auto number = keys::decodeCampaignKey(view(it->key()));
         if (record && number && record->state == CampaignState::Loading) {
           loading.push_back(*number);
+        }
+        if (record && number && record->state == CampaignState::Cancelled) {
+          cancelled.push_back(*number);
         }
       }
       if (!it->status().ok()) {
@@ -636,6 +722,23 @@ struct JobStore::Impl {
     for (auto campaign : loading) {
       if (auto st = abort(campaign); !st.isOk()) {
         return st;
+      }
+    }
+    // Jobs that were in flight when their campaign was cancelled, whose outcome never
+    // committed, are still waiting (their campaign's counters say so): cancel them now.
+    std::uint64_t late = 0;
+    for (auto campaign : cancelled) {
+      if (countersOf(campaign).waiting() > 0) {
+        std::scoped_lock barrier(takeMutex, commitMutex);
+        if (auto st = cancelWaiting(campaign, late); !st.isOk()) {
+          return st;
+        }
+      }
+    }
+    if (late > 0) {
+      auto s = db->SyncWAL();
+      if (!s.ok()) {
+        return error(s);
       }
     }
     return Status::ok();
@@ -699,12 +802,88 @@ struct JobStore::Impl {
     rocksdb::WriteBatch batch;
   } take;
 
+  // --- leases: jobs handed out by takeDue() whose outcome has not committed ---
+  // In memory only. A leased job keeps its due entry until its outcome commits (that
+  // write removes or replaces it), so a crash loses no job: after a restart every job
+  // that was in flight is simply due again. The scans skip leased entries. Lock order:
+  // takeMutex, then commitMutex, then leaseMutex.
+  std::mutex leaseMutex;
+  std::unordered_map<JobId, std::int64_t, JobIdHash> leases;  // -> due ms of its due entry
+  std::unordered_map<std::uint32_t, std::int64_t> leasesPerCampaign;
+
+  bool isLeased(const JobId& id) {
+    std::lock_guard lock(leaseMutex);
+    return leases.count(id) != 0;
+  }
+
+  std::int64_t leasedIn(std::uint32_t campaign) {
+    std::lock_guard lock(leaseMutex);
+    auto it = leasesPerCampaign.find(campaign);
+    return it == leasesPerCampaign.end() ? 0 : it->second;
+  }
+
+  // The due time of the job's due entry according to its stored record, when that entry
+  // exists (a job not leased by this store); nullopt when it has none.
+  Status dueOfStored(const keys::JobKey& jobKey, std::optional<std::int64_t>& due) {
+    due.reset();
+    std::string value;
+    auto s = db->Get(rocksdb::ReadOptions(), cf[kJobsCf], slice(jobKey), &value);
+    if (s.IsNotFound()) {
+      return Status::ok();
+    }
+    if (!s.ok()) {
+      return error(s);
+    }
+    JobRecord stored;
+    auto id = keys::decodeJobKey(view(slice(jobKey)));
+    if (!id || !JobRecord::decode(value, stored) || isTerminal(stored.state)) {
+      return Status::ok();
+    }
+    auto dueKey = keys::dueKey(stored.dueMs, *id);
+    s = db->Get(rocksdb::ReadOptions(), cf[kDueCf], slice(dueKey), &value);
+    if (s.ok()) {
+      due = stored.dueMs;
+      return Status::ok();
+    }
+    return s.IsNotFound() ? Status::ok() : error(s);
+  }
+
+  // Forgets the leases of out[from...] (a takeDue that failed after leasing them).
+  void releaseLeases(const std::vector<LeasedJob>& out, std::size_t from) {
+    std::lock_guard lock(leaseMutex);
+    for (std::size_t i = from; i < out.size(); ++i) {
+      if (leases.erase(out[i].id) != 0 && --leasesPerCampaign[out[i].id.campaign] == 0) {
+        leasesPerCampaign.erase(out[i].id.campaign);
+      }
+    }
+  }
+
+  // Adds the in-flight snapshot (leasesPerCampaign, less `releasing` per campaign) to
+  // `batch`. Caller holds leaseMutex.
+  void putInFlight(rocksdb::WriteBatch& batch,
+                   const std::unordered_map<std::uint32_t, std::int64_t>& releasing) {
+    std::string value;
+    for (const auto& [campaign, n] : leasesPerCampaign) {
+      auto r = releasing.find(campaign);
+      auto count = n - (r == releasing.end() ? 0 : r->second);
+      if (count > 0) {
+        char buf[12];
+        keys::putU32(buf, campaign);
+        keys::putU64(buf + 4, static_cast<std::uint64_t>(count));
+        value.append(buf, sizeof buf);
+      }
+    }
+    batch.Put(cf[kMetaCf], slice(kInFlightKey), value);
+  }
+
   std::mutex commitMutex;
   struct CommitScratch {
     rocksdb::WriteBatch batch;
     std::string record;
     std::vector<CampaignDeltas> deltas;
     std::vector<std::pair<std::uint32_t, bool>> cancelled;
+    std::unordered_map<std::uint32_t, std::int64_t> releasing;
+    std::vector<std::optional<std::int64_t>> leasedDue;
   } commit;
 };
 
@@ -987,52 +1166,10 @@ Status JobStore::cancelCampaign(const std::string& name, std::uint64_t& cancelle
   // mutexes; every later one sees Cancelled. Holding them for the walk also keeps takeDue
   // from leasing (and SingleDeleting) an entry this walk deletes.
   std::scoped_lock barrier(m.takeMutex, m.commitMutex);
-  constexpr std::size_t kChunk = 10'000;
-  std::vector<std::string> dueKeys;
-  std::vector<keys::JobKey> jobKeys;
-  auto flush = [&]() -> Status {
-    if (dueKeys.empty()) {
-      return Status::ok();
-    }
-    std::vector<rocksdb::Slice> slices;
-    for (const auto& k : jobKeys) {
-      slices.push_back(slice(k));
-    }
-    std::vector<rocksdb::PinnableSlice> values(slices.size());
-    std::vector<rocksdb::Status> statuses(slices.size());
-    m.db->MultiGet(rocksdb::ReadOptions(), m.cf[kJobsCf], slices.size(), slices.data(),
-                   values.data(), statuses.data());
-    rocksdb::WriteBatch batch;
-    std::vector<CampaignDeltas> deltas;
-    JobRecord job;
-    for (std::size_t i = 0; i < slices.size(); ++i) {
-      if (!statuses[i].ok() && !statuses[i].IsNotFound()) {
-        return m.error(statuses[i]);
-      }
-      batch.SingleDelete(m.cf[kDueCf], dueKeys[i]);
-      if (statuses[i].ok() && JobRecord::decode(view(values[i]), job) && !isTerminal(job.state)) {
-        m.cancelJob(batch, slices[i], job, deltas, record.number);
-        ++cancelled;
-      }
-    }
-    putDeltas(batch, m.cf[kCountersCf], deltas);
-    dueKeys.clear();
-    jobKeys.clear();
-    auto s = m.db->Write(m.async, &batch);
-    return s.ok() ? Status::ok() : m.error(s);
-  };
-  auto st = m.forEachDue(record.number, [&](const rocksdb::Slice& key, const keys::DueEntry& e) {
-    dueKeys.emplace_back(view(key));
-    jobKeys.push_back(keys::jobKey(e.id));
-    return dueKeys.size() == kChunk ? flush() : Status::ok();
-  });
-  if (st.isOk()) {
-    st = flush();
-  }
-  if (!st.isOk()) {
+  if (auto st = m.cancelWaiting(record.number, cancelled); !st.isOk()) {
     return st;
   }
-  // One synced write makes every chunk above durable.
+  // One synced write makes every chunk durable.
   auto s = m.db->SyncWAL();
   return s.ok() ? Status::ok() : m.error(s);
 }
@@ -1117,6 +1254,12 @@ Status JobStore::takeDue(std::int64_t nowMs, std::size_t max, std::vector<Leased
         it->Next();
         continue;
       }
+      if (m.isLeased(e->id)) {
+        // In flight: its outcome's commit removes or replaces this entry (and lowers the
+        // floor for a replacement behind the scan), so the scan may move past it.
+        it->Next();
+        continue;
+      }
       if (!m.isActive(e->id.campaign, t.seen)) {
         if (firstSkipped.empty()) {
           firstSkipped.assign(view(it->key()));
@@ -1169,35 +1312,52 @@ Status JobStore::takeDue(std::int64_t nowMs, std::size_t max, std::vector<Leased
       m.lowerFloor(floor);
       return m.error(s);
     };
+    // Leasing writes nothing: only dangling entries (no job record, an undecodable or
+    // terminal one, an undecodable key) are deleted, plus the in-flight snapshot.
     t.batch.Clear();
-    auto lease = leaseValue(nowMs);
     std::uint64_t dropped = 0;
     for (std::size_t i = 0; i < n; ++i) {
       const auto& st = t.statuses[i];
       if (!st.ok() && !st.IsNotFound()) {
         return unwind(st);
       }
-      auto dueKey = keys::dueKey(t.entries[i].dueMs, t.entries[i].id);
-      t.batch.SingleDelete(m.cf[kDueCf], slice(dueKey));
       if (st.ok()) {
         auto& leased = out.emplace_back();
         leased.id = t.entries[i].id;
         if (JobRecord::decode(view(t.values[i]), leased.record) &&
             !isTerminal(leased.record.state)) {
-          t.batch.Put(m.cf[kLeasesCf], t.slices[i], rocksdb::Slice(lease.data(), lease.size()));
           continue;
         }
         out.pop_back();
       }
+      auto dueKey = keys::dueKey(t.entries[i].dueMs, t.entries[i].id);
+      t.batch.SingleDelete(m.cf[kDueCf], slice(dueKey));
       ++dropped;
     }
     for (const auto& g : t.garbage) {
       t.batch.SingleDelete(m.cf[kDueCf], slice(g));
       ++dropped;
     }
-    auto s = m.db->Write(m.async, &t.batch);
-    if (!s.ok()) {
-      return unwind(s);
+    {
+      std::lock_guard lock(m.leaseMutex);
+      std::size_t e = 0;
+      for (std::size_t i = firstOut; i < out.size(); ++i) {
+        while (t.entries[e].id != out[i].id) {
+          ++e;
+        }
+        m.leases.emplace(out[i].id, t.entries[e].dueMs);
+        ++m.leasesPerCampaign[out[i].id.campaign];
+      }
+      if (out.size() > firstOut) {
+        m.putInFlight(t.batch, {});
+      }
+    }
+    if (t.batch.Count() > 0) {
+      auto s = m.db->Write(m.async, &t.batch);
+      if (!s.ok()) {
+        m.releaseLeases(out, firstOut);
+        return unwind(s);
+      }
     }
     for (auto& v : t.values) {
       v.Reset();
@@ -1228,8 +1388,30 @@ Status JobStore::commitOutcomes(const std::vector<Outcome>& outcomes, bool sync)
   }
   m.lowerFloor(earliestDue);
   c.cancelled.clear();
-  for (const auto& o : outcomes) {
+  c.releasing.clear();
+  c.leasedDue.clear();
+  {
+    std::lock_guard lock(m.leaseMutex);
+    for (const auto& o : outcomes) {
+      auto it = m.leases.find(o.id);
+      c.leasedDue.push_back(it == m.leases.end() ? std::nullopt
+                                                 : std::optional<std::int64_t>(it->second));
+      if (it != m.leases.end()) {
+        ++c.releasing[o.id.campaign];
+      }
+    }
+  }
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    const auto& o = outcomes[i];
     auto jobKey = keys::jobKey(o.id);
+    auto oldDue = c.leasedDue[i];
+    if (!oldDue) {
+      // Not leased by this store (a caller committing a job it did not take): its due
+      // entry, if it has one, is at the time its stored record names.
+      if (auto st = m.dueOfStored(jobKey, oldDue); !st.isOk()) {
+        return st;
+      }
+    }
     c.record.clear();
     JobState state = o.record.state;
     // A job of a campaign cancelled while it was in flight is not due again: it ends
@@ -1242,8 +1424,12 @@ Status JobStore::commitOutcomes(const std::vector<Outcome>& outcomes, bool sync)
       o.record.encodeTo(c.record);
     }
     c.batch.Put(m.cf[kJobsCf], slice(jobKey), c.record);
-    c.batch.Delete(m.cf[kLeasesCf], slice(jobKey));
-    if (!isTerminal(state)) {
+    bool dueAgain = !isTerminal(state);
+    if (oldDue && !(dueAgain && *oldDue == o.record.dueMs)) {
+      auto dueKey = keys::dueKey(*oldDue, o.id);
+      c.batch.SingleDelete(m.cf[kDueCf], slice(dueKey));
+    }
+    if (dueAgain && !(oldDue && *oldDue == o.record.dueMs)) {
       auto dueKey = keys::dueKey(o.record.dueMs, o.id);
       c.batch.Put(m.cf[kDueCf], slice(dueKey), rocksdb::Slice());
     }
@@ -1261,9 +1447,26 @@ Status JobStore::commitOutcomes(const std::vector<Outcome>& outcomes, bool sync)
     }
   }
   putDeltas(c.batch, m.cf[kCountersCf], c.deltas);
+  {
+    std::lock_guard lock(m.leaseMutex);
+    m.putInFlight(c.batch, c.releasing);
+  }
   auto s = m.db->Write(sync ? m.synced : m.async, &c.batch);
+  if (!s.ok()) {
+    return m.error(s);  // the jobs stay leased: in flight until a restart
+  }
+  {
+    std::lock_guard lock(m.leaseMutex);
+    for (const auto& o : outcomes) {
+      if (m.leases.erase(o.id) != 0 && --m.leasesPerCampaign[o.id.campaign] == 0) {
+        m.leasesPerCampaign.erase(o.id.campaign);
+      }
+    }
+  }
+  // After the leases are gone: a scan that skipped a replacement entry while its job was
+  // still leased restarts from it.
   m.lowerFloor(earliestDue);
-  return s.ok() ? Status::ok() : m.error(s);
+  return Status::ok();
 }
 
 std::optional<std::int64_t> JobStore::nextDueMs() {
@@ -1275,6 +1478,10 @@ std::optional<std::int64_t> JobStore::nextDueMs() {
   while (it->Valid()) {
     auto e = keys::decodeDueKey(view(it->key()));
     if (!e) {
+      it->Next();
+      continue;
+    }
+    if (m.isLeased(e->id)) {
       it->Next();
       continue;
     }
@@ -1321,29 +1528,21 @@ std::optional<CampaignRecord> JobStore::campaignByName(const std::string& name) 
 
 Counts JobStore::counts(std::uint32_t campaign) {
   auto& m = *impl_;
-  Counts out;
   if (campaign > keys::kMaxCampaign) {
+    return {};
+  }
+  Counts out = m.countersOf(campaign);
+  if (!m.readOnly) {
+    out.inFlight = m.leasedIn(campaign);
     return out;
   }
-  auto begin = keys::campaignKey(campaign);
-  auto end = keys::campaignKey(campaign + 1);
-  rocksdb::Slice endSlice = slice(end);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &endSlice;
-  {
-    std::unique_ptr<rocksdb::Iterator> it(m.db->NewIterator(ro, m.cf[kCountersCf]));
-    for (it->Seek(slice(begin)); it->Valid(); it->Next()) {
-      auto key = keys::decodeCounterKey(view(it->key()));
-      auto value = keys::decodeDelta(view(it->value()));
-      if (key && value) {
-        *counterField(out, key->kind) = *value;
+  // A read-only store sees the daemon's leases through its last in-flight snapshot.
+  std::string value;
+  if (m.db->Get(rocksdb::ReadOptions(), m.cf[kMetaCf], slice(kInFlightKey), &value).ok()) {
+    for (std::size_t at = 0; at + 12 <= value.size(); at += 12) {
+      if (keys::getU32(value.data() + at) == campaign) {
+        out.inFlight = static_cast<std::int64_t>(keys::getU64(value.data() + at + 4));
       }
-    }
-  }
-  {
-    std::unique_ptr<rocksdb::Iterator> it(m.db->NewIterator(ro, m.cf[kLeasesCf]));
-    for (it->Seek(slice(begin)); it->Valid(); it->Next()) {
-      ++out.inFlight;
     }
   }
   return out;

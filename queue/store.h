@@ -6,19 +6,26 @@
 //   jobs       u32 campaign | u64 seq            -> JobRecord
 //   due        u64 due ms | u32 campaign | u64 seq -> ""   (the due-time index; the due
 //              time's sign bit is flipped so that byte order is signed order)
-//   leases     u32 campaign | u64 seq            -> u64 lease time ms (jobs in flight)
+//   leases     u32 campaign | u64 seq            -> u64 lease time ms (written by versions
+//              before in-memory leases; read once by recovery)
 //   counters   u32 campaign | u8 kind            -> i64 (merge operator: add)
 //   meta       text key                          -> value (next campaign number, ...)
 //   suppression lowercased address               -> u64 added ms | reason
 // Durability: submit batches end with a synced write before finishCampaign() returns;
-// outcome batches are synced when `sync` is true. A lease is a non-synced write: losing
-// it in a crash only means the job is still due, which is the at-least-once promise.
-// Recovery on open: every lease goes back to the due index; Loading campaigns are purged.
+// outcome batches are synced when `sync` is true. Leases (jobs in flight) live in memory
+// only: a leased job keeps its due entry until its outcome commits, which removes or
+// replaces that entry in the same batch as the job record. A crash therefore loses no
+// job: after a restart every job that was in flight is due again (at-least-once), and
+// taking a job costs no write at all. A read-only store sees the daemon's in-flight counts
+// through a snapshot in meta, rewritten whenever the leases change.
+// Recovery on open: leases left by older versions go back to the due index; Loading
+// campaigns are purged; jobs of cancelled campaigns still waiting are cancelled.
 // A read-only store is a RocksDB secondary instance: safe next to a running daemon, it
 // sees the daemon's writes as of open() (or the last refresh()); every writing method
 // returns InvalidArgument "read-only store".
 // Due keys are written once and removed once, with SingleDelete: each outcome must answer
-// exactly one lease handed out by takeDue().
+// exactly one lease handed out by takeDue() (an outcome for a job this store did not
+// lease removes the due entry its stored record names).
 // Thread-safety: every method may be called from any thread (RocksDB is thread-safe);
 // the engine keeps writes on one writer thread and the scan on the dispatcher.
 #pragma once
@@ -122,12 +129,13 @@ class JobStore {
   Status purgeCampaign(const std::string& name);
 
   // --- delivery ---
-  // Moves up to `max` jobs due at or before `nowMs` of Active campaigns from the due index
-  // to leases and appends them to `out` in due order. A due entry whose job record is
+  // Leases up to `max` jobs due at or before `nowMs` of Active campaigns, not already
+  // leased, and appends them to `out` in due order (no write). A due entry whose job record is
   // missing, undecodable or terminal is deleted and counted in danglingDropped().
   // Calls are serialised (one scan at a time).
   Status takeDue(std::int64_t nowMs, std::size_t max, std::vector<LeasedJob>& out);
-  // Commits outcomes in one batch: job records, due index (deferred), leases, counters.
+  // Commits outcomes in one batch: job records, due index, counters; then releases their
+  // leases. On failure the jobs stay leased (in flight until the process restarts).
   // A job whose new state is not terminal (Deferred, or Queued) is due again at
   // record.dueMs. Counters: previous state -1 and new state +1 when they differ, attempts
   // +1 per attempted outcome, deferrals +1 per attempted Deferred outcome.

@@ -201,6 +201,10 @@ TEST(SecondProcess, DISABLED_Helper) {
         auto name = cmd.substr(7, cmd.size() - 8);
         auto number = submit(*store, name, 3, 1000);
         reply(fmt::format("submitted {}", number));
+      } else if (cmd.rfind("take ", 0) == 0) {
+        std::vector<LeasedJob> out;
+        auto st = store->takeDue(INT64_MAX, std::stoul(cmd.substr(5)), out);
+        reply(st.isOk() ? fmt::format("took {}", out.size()) : st.message());
       }
     }
   }
@@ -643,7 +647,9 @@ TEST_F(StoreTest, DanglingDueEntriesAreDroppedNotFatal) {
   EXPECT_EQ(store->danglingDropped(), 3u);
 }
 
-TEST_F(StoreTest, LeaseOfAMissingJobIsDroppedOnRecovery) {
+// Leases live in memory: after a crash the job's due entry is still there, and the scan
+// drops it when the job record has vanished.
+TEST_F(StoreTest, InFlightJobWhoseRecordVanishedIsDroppedByTheScan) {
   std::uint32_t c = 0;
   {
     auto store = openStore(dir_.store());
@@ -657,11 +663,12 @@ TEST_F(StoreTest, LeaseOfAMissingJobIsDroppedOnRecovery) {
     ASSERT_TRUE(raw.db()->Delete({}, raw.cf("jobs"), {k0.data(), k0.size()}).ok());
   }
   auto store = openStore(dir_.store());
-  EXPECT_EQ(store->danglingDropped(), 1u);
   EXPECT_EQ(store->counts(c).inFlight, 0);
   std::vector<LeasedJob> out;
   ASSERT_TRUE(store->takeDue(100, 10, out).isOk());
   EXPECT_EQ(ids(out), range(c, 1, 1));
+  EXPECT_EQ(store->danglingDropped(), 1u);
+  EXPECT_EQ(store->counts(c).inFlight, 1);
 }
 
 TEST_F(StoreTest, SecondOpenInTheSameProcessIsBusy) {
@@ -739,6 +746,75 @@ TEST_F(StoreTest, ReadOnlyOpenWorksNextToARunningDaemon) {
 
   reader.reset();
   EXPECT_EQ(daemon.finish(), 0);
+}
+
+TEST_F(StoreTest, ReadOnlyStoreSeesTheDaemonsJobsInFlight) {
+  HelperProcess daemon("hold", dir_.store());
+  ASSERT_EQ(daemon.readLine(), "0 ");
+  daemon.send("submit c");
+  ASSERT_EQ(daemon.readLine(), "submitted 1");
+  daemon.send("take 2");
+  ASSERT_EQ(daemon.readLine(), "took 2");
+  auto reader = openStore(dir_.store(), OpenOptions{.readOnly = true});
+  ASSERT_NE(reader, nullptr);
+  EXPECT_EQ(reader->counts(1).inFlight, 2);
+  EXPECT_EQ(reader->counts(1).queued, 3);
+  reader.reset();
+  EXPECT_EQ(daemon.finish(), 0);
+}
+
+// Leasing writes nothing, so a job in flight keeps its due entry: a scan that restarts
+// behind it (a deferral due earlier than the scan's resume point) must not hand it out again.
+TEST_F(StoreTest, JobInFlightIsNeverHandedOutTwice) {
+  auto store = openStore(dir_.store());
+  auto c = submit(*store, "c", 6, 100);
+  std::vector<LeasedJob> first;
+  ASSERT_TRUE(store->takeDue(1000, 3, first).isOk());
+  ASSERT_EQ(ids(first), range(c, 0, 2));
+  // Deferred to a time before the other leased jobs' entries: the floor drops to 50.
+  ASSERT_TRUE(store->commitOutcomes({outcomeFor(first[0], JobState::Deferred, 50)}, true).isOk());
+  std::vector<LeasedJob> out;
+  ASSERT_TRUE(store->takeDue(1000, 100, out).isOk());
+  std::vector<JobId> expected = {{c, 0}, {c, 3}, {c, 4}, {c, 5}};
+  EXPECT_EQ(ids(out), expected);
+  EXPECT_EQ(store->counts(c).inFlight, 6);
+  EXPECT_FALSE(store->nextDueMs());
+}
+
+TEST_F(StoreTest, HandBackAtTheSameDueTimeIsTakenAgain) {
+  auto store = openStore(dir_.store());
+  auto c = submit(*store, "c", 2, 100);
+  std::vector<LeasedJob> out;
+  ASSERT_TRUE(store->takeDue(1000, 10, out).isOk());
+  ASSERT_EQ(out.size(), 2u);
+  Outcome back;
+  back.id = out[1].id;
+  back.previous = out[1].record.state;
+  back.record = out[1].record;  // unchanged, due again at 100
+  back.attempted = false;
+  ASSERT_TRUE(store->commitOutcomes({back, outcomeFor(out[0], JobState::Delivered)}, true).isOk());
+  EXPECT_EQ(store->nextDueMs(), 100);
+  std::vector<LeasedJob> again;
+  ASSERT_TRUE(store->takeDue(1000, 10, again).isOk());
+  EXPECT_EQ(ids(again), range(c, 1, 1));
+  ASSERT_TRUE(store->commitOutcomes({outcomeFor(again[0], JobState::Delivered)}, true).isOk());
+  EXPECT_FALSE(store->nextDueMs());
+  expectCounts(store->counts(c), 0, 0, 2, 0, 0, 0, 2, 0);
+}
+
+// An outcome for a job this store never leased (another process's lease, lost in a crash)
+// still removes the job's due entry.
+TEST_F(StoreTest, OutcomeForAJobNotLeasedHereRemovesItsDueEntry) {
+  auto store = openStore(dir_.store());
+  auto c = submit(*store, "c", 2, 100);
+  auto record = store->job({c, 1});
+  ASSERT_TRUE(record);
+  LeasedJob notTaken{{c, 1}, *record};
+  ASSERT_TRUE(store->commitOutcomes({outcomeFor(notTaken, JobState::Delivered)}, true).isOk());
+  std::vector<LeasedJob> out;
+  ASSERT_TRUE(store->takeDue(1000, 10, out).isOk());
+  EXPECT_EQ(ids(out), range(c, 0, 0));
+  EXPECT_EQ(store->danglingDropped(), 0u);
 }
 
 TEST_F(StoreTest, MissingStoreIsNotFoundUnlessCreating) {
