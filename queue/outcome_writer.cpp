@@ -65,7 +65,14 @@ void OutcomeWriter::loop() {
   for (;;) {
     {
       std::unique_lock lock(mutex_);
-      cv_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
+      if (!cv_.wait_for(lock, kIdleTick, [this] { return stopping_ || !pending_.empty(); })) {
+        // Idle: keep the in-flight snapshot `salvo status` reads current.
+        lock.unlock();
+        if (auto st = store_.saveInFlight(); !st.isOk()) {
+          std::fprintf(stderr, "salvo: queue: %s\n", st.message().c_str());
+        }
+        continue;
+      }
       if (pending_.empty()) {
         return;  // stopping, and everything pushed has been committed
       }

@@ -4,7 +4,10 @@
 // after the first of them was pushed, whichever comes first (group commit by count or
 // time: a busy engine makes few fsyncs, an idle one waits at most maxDelayMs), then
 // calls `onCommitted` with the committed outcomes, on the writer thread. No synced write
-// ever runs on an event-loop thread. stop() commits what is pending at once.
+// ever runs on an event-loop thread. stop() commits what is pending at once. When no
+// outcome arrives for kIdleTick it writes the store's in-flight snapshot
+// (JobStore::saveInFlight), so every routine queue write of a running daemon happens on
+// this thread.
 #pragma once
 
 #include <chrono>
@@ -25,6 +28,7 @@ struct GroupCommit {
 
 class OutcomeWriter {
  public:
+  static constexpr std::chrono::milliseconds kIdleTick{250};
   using Committed = std::function<void(std::vector<Outcome>&&, const Status&)>;
   OutcomeWriter(JobStore& store, Committed onCommitted, GroupCommit group = {});
   ~OutcomeWriter();  // stop()

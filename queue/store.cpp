@@ -810,6 +810,7 @@ struct JobStore::Impl {
   std::mutex leaseMutex;
   std::unordered_map<JobId, std::int64_t, JobIdHash> leases;  // -> due ms of its due entry
   std::unordered_map<std::uint32_t, std::int64_t> leasesPerCampaign;
+  bool inFlightDirty = false;  // leases taken since the snapshot was last written
 
   bool isLeased(const JobId& id) {
     std::lock_guard lock(leaseMutex);
@@ -874,6 +875,7 @@ struct JobStore::Impl {
       }
     }
     batch.Put(cf[kMetaCf], slice(kInFlightKey), value);
+    inFlightDirty = false;
   }
 
   std::mutex commitMutex;
@@ -1349,7 +1351,7 @@ Status JobStore::takeDue(std::int64_t nowMs, std::size_t max, std::vector<Leased
         ++m.leasesPerCampaign[out[i].id.campaign];
       }
       if (out.size() > firstOut) {
-        m.putInFlight(t.batch, {});
+        m.inFlightDirty = true;  // saveInFlight() (the writer thread) rewrites the snapshot
       }
     }
     if (t.batch.Count() > 0) {
@@ -1561,6 +1563,24 @@ std::optional<JobRecord> JobStore::job(const JobId& id) {
 
 std::uint64_t JobStore::danglingDropped() const {
   return impl_->dangling.load();
+}
+
+Status JobStore::saveInFlight() {
+  auto& m = *impl_;
+  if (m.readOnly) {
+    return readOnlyError();
+  }
+  std::lock_guard commitLock(m.commitMutex);
+  rocksdb::WriteBatch batch;
+  {
+    std::lock_guard lock(m.leaseMutex);
+    if (!m.inFlightDirty) {
+      return Status::ok();
+    }
+    m.putInFlight(batch, {});
+  }
+  auto s = m.db->Write(m.async, &batch);
+  return s.ok() ? Status::ok() : m.error(s);
 }
 
 Status JobStore::refresh() {

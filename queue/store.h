@@ -17,7 +17,7 @@
 // replaces that entry in the same batch as the job record. A crash therefore loses no
 // job: after a restart every job that was in flight is due again (at-least-once), and
 // taking a job costs no write at all. A read-only store sees the daemon's in-flight counts
-// through a snapshot in meta, rewritten whenever the leases change.
+// through a snapshot in meta, rewritten by each outcome commit and by saveInFlight().
 // Recovery on open: leases left by older versions go back to the due index; Loading
 // campaigns are purged; jobs of cancelled campaigns still waiting are cancelled.
 // A read-only store is a RocksDB secondary instance: safe next to a running daemon, it
@@ -140,6 +140,10 @@ class JobStore {
   // record.dueMs. Counters: previous state -1 and new state +1 when they differ, attempts
   // +1 per attempted outcome, deferrals +1 per attempted Deferred outcome.
   Status commitOutcomes(const std::vector<Outcome>& outcomes, bool sync);
+  // Writes the in-flight snapshot (not synced) if takeDue() leased jobs since it was last
+  // written; commitOutcomes() writes it too. Called by the writer thread when idle, so
+  // takeDue() itself writes nothing but repairs (dangling due entries).
+  Status saveInFlight();
   // The earliest due time among waiting jobs of Active campaigns, if any.
   std::optional<std::int64_t> nextDueMs();
 

@@ -168,6 +168,31 @@ TEST(OutcomeWriterTest, StopCommitsWhatIsPendingAndIsIdempotent) {
   { OutcomeWriter idle(*store, nullptr); }  // destroyed without pushes or an explicit stop
 }
 
+// With no outcome to commit, the writer thread writes the in-flight snapshot a read-only
+// store (`salvo status` beside the daemon) reads.
+TEST(OutcomeWriterTest, IdleWriterPublishesJobsInFlight) {
+  TestDir dir;
+  auto store = openStore(dir.store());
+  auto c = submit(*store, "c", 3, 0);
+  OutcomeWriter writer(*store, nullptr);
+  std::vector<LeasedJob> leased;
+  ASSERT_TRUE(store->takeDue(0, 3, leased).isOk());
+  auto reader = openStore(dir.store(), OpenOptions{.readOnly = true});
+  ASSERT_NE(reader, nullptr);
+  // Awaited by polling the secondary (it has no notification); bounded.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (reader->counts(c).inFlight != 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(OutcomeWriter::kIdleTick / 5);
+    ASSERT_TRUE(reader->refresh().isOk());
+  }
+  EXPECT_EQ(reader->counts(c).inFlight, 3);
+  writer.push({delivered(leased[0])});
+  writer.stop();
+  ASSERT_TRUE(reader->refresh().isOk());
+  EXPECT_EQ(reader->counts(c).inFlight, 2);
+  EXPECT_EQ(reader->counts(c).delivered, 1);
+}
+
 TEST(OutcomeWriterTest, CommitFailureIsReportedWithTheOutcomes) {
   TestDir dir;
   std::vector<LeasedJob> leased;

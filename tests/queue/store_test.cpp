@@ -204,6 +204,9 @@ TEST(SecondProcess, DISABLED_Helper) {
       } else if (cmd.rfind("take ", 0) == 0) {
         std::vector<LeasedJob> out;
         auto st = store->takeDue(INT64_MAX, std::stoul(cmd.substr(5)), out);
+        if (st.isOk()) {
+          st = store->saveInFlight();
+        }
         reply(st.isOk() ? fmt::format("took {}", out.size()) : st.message());
       }
     }
