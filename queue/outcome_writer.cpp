@@ -6,11 +6,28 @@
 
 namespace salvo::queue {
 
-OutcomeWriter::OutcomeWriter(JobStore& store, Committed onCommitted, GroupCommit group)
+OutcomeWriter::OutcomeWriter(JobStore& store, Committed onCommitted, GroupCommit group,
+                             std::function<void()> onTick)
     : store_(store),
       onCommitted_(std::move(onCommitted)),
       group_(group),
+      onTick_(std::move(onTick)),
       thread_([this] { loop(); }) {}
+
+void OutcomeWriter::tick() {
+  auto now = std::chrono::steady_clock::now();
+  if (now - lastTick_ < kIdleTick) {
+    return;
+  }
+  lastTick_ = now;
+  // Keep the in-flight snapshot `salvo status` reads current (a no-op after a commit).
+  if (auto st = store_.saveInFlight(); !st.isOk()) {
+    std::fprintf(stderr, "salvo: queue: %s\n", st.message().c_str());
+  }
+  if (onTick_) {
+    onTick_();
+  }
+}
 
 OutcomeWriter::~OutcomeWriter() {
   stop();
@@ -66,11 +83,8 @@ void OutcomeWriter::loop() {
     {
       std::unique_lock lock(mutex_);
       if (!cv_.wait_for(lock, kIdleTick, [this] { return stopping_ || !pending_.empty(); })) {
-        // Idle: keep the in-flight snapshot `salvo status` reads current.
         lock.unlock();
-        if (auto st = store_.saveInFlight(); !st.isOk()) {
-          std::fprintf(stderr, "salvo: queue: %s\n", st.message().c_str());
-        }
+        tick();
         continue;
       }
       if (pending_.empty()) {
@@ -96,6 +110,7 @@ void OutcomeWriter::loop() {
       onCommitted_(std::move(batch), status);
     }
     batch.clear();
+    tick();
   }
 }
 

@@ -4,10 +4,10 @@
 // after the first of them was pushed, whichever comes first (group commit by count or
 // time: a busy engine makes few fsyncs, an idle one waits at most maxDelayMs), then
 // calls `onCommitted` with the committed outcomes, on the writer thread. No synced write
-// ever runs on an event-loop thread. stop() commits what is pending at once. When no
-// outcome arrives for kIdleTick it writes the store's in-flight snapshot
-// (JobStore::saveInFlight), so every routine queue write of a running daemon happens on
-// this thread.
+// ever runs on an event-loop thread. stop() commits what is pending at once. Every
+// kIdleTick (busy or idle) it writes the store's in-flight snapshot if it changed
+// (JobStore::saveInFlight) and calls `onTick` (the daemon's retention sweep), so every
+// routine queue write of a running daemon happens on this thread.
 #pragma once
 
 #include <chrono>
@@ -30,7 +30,8 @@ class OutcomeWriter {
  public:
   static constexpr std::chrono::milliseconds kIdleTick{250};
   using Committed = std::function<void(std::vector<Outcome>&&, const Status&)>;
-  OutcomeWriter(JobStore& store, Committed onCommitted, GroupCommit group = {});
+  OutcomeWriter(JobStore& store, Committed onCommitted, GroupCommit group = {},
+                std::function<void()> onTick = nullptr);
   ~OutcomeWriter();  // stop()
   void push(std::vector<Outcome>&& outcomes);
   void stop();
@@ -38,9 +39,12 @@ class OutcomeWriter {
 
  private:
   void loop();
+  void tick();
   JobStore& store_;
   Committed onCommitted_;
   GroupCommit group_;
+  std::function<void()> onTick_;
+  std::chrono::steady_clock::time_point lastTick_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point firstPending_;  // when pending_ became non-empty
   mutable std::mutex mutex_;
   std::condition_variable cv_;

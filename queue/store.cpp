@@ -306,6 +306,8 @@ void closeRaw(rocksdb::DB*& db, std::vector<rocksdb::ColumnFamilyHandle*>& handl
 // status` beside a running daemon), which cannot see its memory: u32 campaign | u64 count
 // pairs, rewritten (not synced) whenever the leases change in takeDue/commitOutcomes.
 constexpr std::string_view kInFlightKey = "in_flight";
+// meta "finished/" u32 campaign -> u64 ms when a sweep first saw it finished | u8 purged.
+constexpr std::string_view kFinishedPrefix = "finished/";
 
 struct JobIdHash {
   std::size_t operator()(const JobId& id) const noexcept {
@@ -1563,6 +1565,62 @@ std::optional<JobRecord> JobStore::job(const JobId& id) {
 
 std::uint64_t JobStore::danglingDropped() const {
   return impl_->dangling.load();
+}
+
+Status JobStore::sweepFinished(std::int64_t nowMs, std::int64_t retentionMs,
+                               std::vector<std::string>& purged) {
+  auto& m = *impl_;
+  if (m.readOnly) {
+    return readOnlyError();
+  }
+  for (const auto& record : campaigns()) {
+    if (record.state == CampaignState::Loading) {
+      continue;
+    }
+    auto n = counts(record.number);
+    bool finished = n.waiting() == 0 && n.inFlight == 0;
+    std::string key = std::string(kFinishedPrefix);
+    char number[4];
+    keys::putU32(number, record.number);
+    key.append(number, sizeof number);
+    std::string mark;
+    auto s = m.db->Get(rocksdb::ReadOptions(), m.cf[kMetaCf], slice(key), &mark);
+    if (!s.ok() && !s.IsNotFound()) {
+      return m.error(s);
+    }
+    bool marked = s.ok() && mark.size() == 9;
+    if (!finished) {
+      if (s.ok()) {
+        if (s = m.db->Delete(m.async, m.cf[kMetaCf], slice(key)); !s.ok()) {
+          return m.error(s);
+        }
+      }
+      continue;
+    }
+    if (!marked) {
+      char value[9];
+      keys::putU64(value, static_cast<std::uint64_t>(nowMs));
+      value[8] = 0;
+      if (s = m.db->Put(m.async, m.cf[kMetaCf], slice(key), slice({value, sizeof value}));
+          !s.ok()) {
+        return m.error(s);
+      }
+      continue;
+    }
+    auto finishedMs = static_cast<std::int64_t>(keys::getU64(mark.data()));
+    if (mark[8] != 0 || retentionMs <= 0 || nowMs - finishedMs < retentionMs) {
+      continue;
+    }
+    if (auto st = purgeCampaign(record.name); !st.isOk()) {
+      return st;
+    }
+    mark[8] = 1;
+    if (s = m.db->Put(m.synced, m.cf[kMetaCf], slice(key), mark); !s.ok()) {
+      return m.error(s);
+    }
+    purged.push_back(record.name);
+  }
+  return Status::ok();
 }
 
 Status JobStore::saveInFlight() {

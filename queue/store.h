@@ -140,6 +140,13 @@ class JobStore {
   // record.dueMs. Counters: previous state -1 and new state +1 when they differ, attempts
   // +1 per attempted outcome, deferrals +1 per attempted Deferred outcome.
   Status commitOutcomes(const std::vector<Outcome>& outcomes, bool sync);
+  // Retention. A campaign is finished when nothing of it waits or is in flight (not
+  // Loading). The first sweep that sees it finished records that time in meta; a sweep
+  // `retentionMs` or more after that purges its job records (purgeCampaign) once and adds
+  // its name to `purged`. retentionMs <= 0 only records. Writes are not synced except the
+  // purge and its mark.
+  Status sweepFinished(std::int64_t nowMs, std::int64_t retentionMs,
+                       std::vector<std::string>& purged);
   // Writes the in-flight snapshot (not synced) if takeDue() leased jobs since it was last
   // written; commitOutcomes() writes it too. Called by the writer thread when idle, so
   // takeDue() itself writes nothing but repairs (dangling due entries).

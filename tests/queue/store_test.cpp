@@ -820,6 +820,37 @@ TEST_F(StoreTest, OutcomeForAJobNotLeasedHereRemovesItsDueEntry) {
   EXPECT_EQ(store->danglingDropped(), 0u);
 }
 
+TEST_F(StoreTest, RetentionPurgesFinishedCampaignsOnceTheirTimeIsUp) {
+  auto store = openStore(dir_.store());
+  auto done = submit(*store, "done", 2, 100);
+  auto busy = submit(*store, "busy", 2, 100);
+  std::vector<LeasedJob> out;
+  ASSERT_TRUE(store->takeDue(1000, 3, out).isOk());  // done's two jobs and one of busy's
+  ASSERT_TRUE(store
+                  ->commitOutcomes({outcomeFor(out[0], JobState::Delivered),
+                                    outcomeFor(out[1], JobState::Bounced)},
+                                   true)
+                  .isOk());
+  std::vector<std::string> purged;
+  const std::int64_t day = 86'400'000;
+  ASSERT_TRUE(store->sweepFinished(10 * day, 7 * day, purged).isOk());  // marks "done"
+  EXPECT_TRUE(purged.empty());
+  ASSERT_TRUE(store->sweepFinished(16 * day, 7 * day, purged).isOk());  // 6 days later
+  EXPECT_TRUE(purged.empty());
+  EXPECT_TRUE(store->job({done, 0}));
+  ASSERT_TRUE(store->sweepFinished(17 * day, 7 * day, purged).isOk());
+  EXPECT_EQ(purged, std::vector<std::string>{"done"});
+  EXPECT_FALSE(store->job({done, 0}));
+  EXPECT_EQ(store->counts(done).delivered, 1);  // counters and the record stay
+  EXPECT_TRUE(store->campaignByName("done"));
+  // "busy" has a job in flight and one waiting: never finished, never purged.
+  EXPECT_TRUE(store->job({busy, 0}));
+  purged.clear();
+  ASSERT_TRUE(store->sweepFinished(100 * day, 7 * day, purged).isOk());
+  EXPECT_TRUE(purged.empty());  // "done" is purged once; "busy" only marked from now on
+  EXPECT_TRUE(store->job({busy, 1}));
+}
+
 TEST_F(StoreTest, MissingStoreIsNotFoundUnlessCreating) {
   Status status;
   EXPECT_EQ(JobStore::open(dir_.store(), OpenOptions{.readOnly = true}, status), nullptr);
