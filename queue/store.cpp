@@ -1,5 +1,6 @@
 #include "queue/store.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
@@ -9,14 +10,19 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -129,6 +135,82 @@ rocksdb::CompressionType pickCompression() {
   }
   return rocksdb::kNoCompression;
 }
+
+// RocksDB's own info log writer aborts on an assertion (kept in Debian's build) when it
+// writes again after a failed write, as on a full disk, turning "No space left on device"
+// into a crash. This one drops what it cannot write. <dir>/LOG is moved to LOG.old at
+// open once it passes 8 MiB.
+// Directories this process holds open read-write (canonical paths). A read-only store
+// asks whether a daemon holds its directory before trusting the in-flight snapshot.
+std::mutex gWritersMutex;
+std::set<std::string> gWriters;
+
+std::string canonicalDir(const std::string& dir) {
+  std::error_code ec;
+  auto p = fs::weakly_canonical(dir, ec);
+  return ec ? dir : p.string();
+}
+
+// Is <dir>/LOCK held by a read-write opener (this process or another)? Checked in this
+// process's registry first: opening and closing LOCK here would drop this process's own
+// fcntl lock on it.
+bool writerHolds(const std::string& dir) {
+  {
+    std::lock_guard lock(gWritersMutex);
+    if (gWriters.count(canonicalDir(dir)) != 0) {
+      return true;
+    }
+  }
+  int fd = ::open((fs::path(dir) / "LOCK").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return false;
+  }
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  bool held = ::fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
+  ::close(fd);
+  return held;
+}
+
+class InfoLog : public rocksdb::Logger {
+ public:
+  explicit InfoLog(const std::string& path) : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL) {
+    std::error_code ec;
+    if (fs::file_size(path, ec) > (8u << 20) && !ec) {
+      fs::rename(path, path + ".old", ec);
+    }
+    file_ = std::fopen(path.c_str(), "a");
+  }
+  ~InfoLog() override {
+    if (file_ != nullptr) {
+      std::fclose(file_);
+    }
+  }
+  InfoLog(const InfoLog&) = delete;
+  InfoLog& operator=(const InfoLog&) = delete;
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    std::lock_guard lock(mutex_);
+    if (file_ == nullptr) {
+      return;
+    }
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    char stamp[32];
+    if (localtime_r(&now, &tm) != nullptr &&
+        std::strftime(stamp, sizeof stamp, "%Y/%m/%d-%H:%M:%S ", &tm) > 0) {
+      std::fputs(stamp, file_);
+    }
+    std::vfprintf(file_, format, ap);
+    std::fputc('\n', file_);
+    std::fflush(file_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::FILE* file_ = nullptr;
+};
 
 struct Tuning {
   rocksdb::DBOptions db;
@@ -331,6 +413,10 @@ struct JobStore::Impl {
   }
 
   ~Impl() {
+    if (!readOnly) {
+      std::lock_guard lock(gWritersMutex);
+      gWriters.erase(canonicalDir(dir));
+    }
     for (auto* h : cf) {
       db->DestroyColumnFamilyHandle(h);
     }
@@ -936,6 +1022,9 @@ std::unique_ptr<JobStore> JobStore::open(const std::string& dir, const OpenOptio
   }
 
   Tuning tuning = makeTuning(options);
+  if (!options.readOnly) {
+    tuning.db.info_log = std::make_shared<InfoLog>((fs::path(dir) / "LOG").string());
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
   rocksdb::Status s;
@@ -980,6 +1069,10 @@ std::unique_ptr<JobStore> JobStore::open(const std::string& dir, const OpenOptio
   }
   auto impl = std::make_unique<Impl>(dir, options.readOnly, secondary, db, handles);
   if (!options.readOnly) {
+    {
+      std::lock_guard lock(gWritersMutex);
+      gWriters.insert(canonicalDir(dir));
+    }
     status = impl->recover();
     if (!status.isOk()) {
       return nullptr;
@@ -1540,9 +1633,11 @@ Counts JobStore::counts(std::uint32_t campaign) {
     out.inFlight = m.leasedIn(campaign);
     return out;
   }
-  // A read-only store sees the daemon's leases through its last in-flight snapshot.
+  // A read-only store sees the daemon's leases through its last in-flight snapshot, if a
+  // daemon holds the store: after a crash the snapshot is stale until the next start.
   std::string value;
-  if (m.db->Get(rocksdb::ReadOptions(), m.cf[kMetaCf], slice(kInFlightKey), &value).ok()) {
+  if (writerHolds(m.dir) &&
+      m.db->Get(rocksdb::ReadOptions(), m.cf[kMetaCf], slice(kInFlightKey), &value).ok()) {
     for (std::size_t at = 0; at + 12 <= value.size(); at += 12) {
       if (keys::getU32(value.data() + at) == campaign) {
         out.inFlight = static_cast<std::int64_t>(keys::getU64(value.data() + at + 4));

@@ -764,6 +764,11 @@ TEST_F(StoreTest, ReadOnlyStoreSeesTheDaemonsJobsInFlight) {
   EXPECT_EQ(reader->counts(1).queued, 3);
   reader.reset();
   EXPECT_EQ(daemon.finish(), 0);
+  // The daemon is gone without committing: its snapshot is stale, nothing is in flight.
+  reader = openStore(dir_.store(), OpenOptions{.readOnly = true});
+  ASSERT_NE(reader, nullptr);
+  EXPECT_EQ(reader->counts(1).inFlight, 0);
+  EXPECT_EQ(reader->counts(1).queued, 3);
 }
 
 // Leasing writes nothing, so a job in flight keeps its due entry: a scan that restarts
