@@ -64,20 +64,53 @@ struct Sink::Worker {
   }
 };
 
-// Joins one accepted socket to one SinkSession.
+// Joins one accepted socket to one SinkSession, and injects the faults that need a clock
+// or a socket: the greeting delay (a timer, so other connections go on), the connection
+// dropped at the greeting, the per-connection and sink-wide rate limits.
 class Sink::Connection : public net::TcpHandler, public SinkSessionEvents {
  public:
-  Connection(Sink& sink, Worker& worker, std::unique_ptr<net::TcpConnection> tcp)
-      : sink_(sink), worker_(worker), tcp_(std::move(tcp)), session_(sink.rules_, *this) {}
+  Connection(Sink& sink, Worker& worker, std::unique_ptr<net::TcpConnection> tcp,
+             std::uint64_t number)
+      : sink_(sink),
+        worker_(worker),
+        tcp_(std::move(tcp)),
+        session_(sink.rules_, *this, number),
+        number_(number) {}
 
+  // May destroy the connection (a drop at the greeting): the caller must not touch it
+  // afterwards.
   void begin() {
+    const Profile& faults = sink_.faults_;
+    if (faults.dropFraction > 0 &&
+        faultHash(sink_.rules_.seed, fmt::format("connection {}", number_)) < faults.dropFraction) {
+      sink_.dropped_.fetch_add(1, std::memory_order_relaxed);
+      finish();  // destroying the TcpConnection closes the socket; nothing was sent
+      return;
+    }
     tcp_->start(*this);
-    session_.greet();
+    if (faults.greetingDelayMs == 0) {
+      greet();
+      return;
+    }
+    greetingTimer_ = std::make_unique<net::Timer>(worker_.loop);
+    greetingTimer_->start(faults.greetingDelayMs, 0, [this] {
+      sink_.delayedGreetings_.fetch_add(1, std::memory_order_relaxed);
+      greet();
+      if (!early_.empty()) {
+        // A client that spoke before the greeting: its commands are served now.
+        std::string early = std::move(early_);
+        onData(early);  // may destroy this connection: the last statement
+      }
+    });
   }
 
   void onConnect(const std::string&) override {}
 
   void onData(std::string_view bytes) override {
+    if (!greeted_) {
+      early_.append(bytes);
+      return;
+    }
     session_.feed(bytes);
     if (quit_) {
       finish();  // the 221 is queued: destroying the connection flushes it, then closes
@@ -110,7 +143,55 @@ class Sink::Connection : public net::TcpHandler, public SinkSessionEvents {
 
   void onQuit() override { quit_ = true; }
 
+  // Without a reply: the queued replies to earlier commands still go out, then the socket
+  // closes.
+  void onDrop() override { quit_ = true; }
+
+  MailAdmission onMail() override {
+    const Profile& faults = sink_.faults_;
+    const std::uint64_t now = worker_.loop.nowMs();
+    if (faults.connectionRate > 0) {
+      // Fixed one-second windows, from the first MAIL of the window.
+      if (rateCount_ == 0 || now - rateWindowMs_ >= 1000) {
+        rateWindowMs_ = now;
+        rateCount_ = 0;
+      }
+      if (static_cast<double>(rateCount_ + 1) > faults.connectionRate) {
+        sink_.rateLimited_.fetch_add(1, std::memory_order_relaxed);
+        return MailAdmission::RateLimited;
+      }
+      ++rateCount_;
+    }
+    if (faults.rateLimit > 0 && !sink_.admitSinkWide(now)) {
+      sink_.rateLimited_.fetch_add(1, std::memory_order_relaxed);
+      return MailAdmission::RateLimited;
+    }
+    return MailAdmission::Accept;
+  }
+
+  void onFault(SinkFault fault) override {
+    switch (fault) {
+      case SinkFault::Deferred4xx:
+        sink_.faults4xx_.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case SinkFault::Rejected5xx:
+        sink_.faults5xx_.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case SinkFault::ConnectionLimit:
+        sink_.connectionLimited_.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case SinkFault::Dropped:
+        sink_.dropped_.fetch_add(1, std::memory_order_relaxed);
+        break;
+    }
+  }
+
  private:
+  void greet() {
+    greeted_ = true;
+    session_.greet();
+  }
+
   // Destroys this connection: nothing may touch a member afterwards.
   void finish() {
     sink_.openConnections_.fetch_sub(1, std::memory_order_relaxed);
@@ -121,9 +202,100 @@ class Sink::Connection : public net::TcpHandler, public SinkSessionEvents {
   Worker& worker_;
   std::unique_ptr<net::TcpConnection> tcp_;
   SinkSession session_;
+  std::uint64_t number_;
   std::string scratch_;  // the maildir header, reused
   bool quit_ = false;
+  bool greeted_ = false;
+  std::string early_;  // bytes received before a delayed greeting
+  std::unique_ptr<net::Timer> greetingTimer_;
+  std::uint64_t rateWindowMs_ = 0;
+  std::uint64_t rateCount_ = 0;
 };
+
+std::optional<Sink::Profile> Sink::profile(const std::string& name) {
+  if (name == "accept-all") {
+    return Profile{};
+  }
+  if (name == "realistic") {
+    // The table of docs/sink.md: keep the two identical.
+    Profile p;
+    p.faults = {
+        {{"gmail", "googlemail"}, 0.01, 0.005},
+        {{"yahoo", "ymail", "aol"}, 0.03, 0.01},
+        {{"outlook", "hotmail", "live", "msn"}, 0.02, 0.01},
+        {{}, 0.005, 0.02},
+    };
+    p.greetingDelayMs = 100;
+    p.dropFraction = 0.01;
+    p.connectionRate = 10;
+    return p;
+  }
+  return std::nullopt;
+}
+
+bool Sink::resolveFaults(const Options& options, Profile& out, std::string& error) {
+  auto base = profile(options.profile);
+  if (!base) {
+    error = fmt::format("--profile \"{}\": expected accept-all or realistic", options.profile);
+    return false;
+  }
+  auto fraction = [&error](const char* name, const std::optional<double>& value) {
+    if (value && !(*value >= 0 && *value <= 1)) {
+      error = fmt::format("{} {}: expected a fraction between 0 and 1", name, *value);
+      return false;
+    }
+    return true;
+  };
+  auto rate = [&error](const char* name, const std::optional<double>& value) {
+    if (value && !(*value >= 0)) {
+      error = fmt::format("{} {}: expected messages per second, 0 or more", name, *value);
+      return false;
+    }
+    return true;
+  };
+  if (!fraction("--defer-fraction", options.deferFraction) ||
+      !fraction("--reject-fraction", options.rejectFraction) ||
+      !fraction("--drop-fraction", options.dropFraction) ||
+      !rate("--connection-rate", options.connectionRate) ||
+      !rate("--rate-limit", options.rateLimit)) {
+    return false;
+  }
+  Profile p = std::move(*base);
+  // An explicit fraction applies to every domain: it replaces the profile's value in each
+  // entry, and the catch-all entry is added when the profile has none.
+  if (options.deferFraction || options.rejectFraction) {
+    if (p.faults.empty() || !p.faults.back().domains.empty()) {
+      p.faults.push_back(DomainFaults{});
+    }
+    for (auto& entry : p.faults) {
+      entry.deferFraction = options.deferFraction.value_or(entry.deferFraction);
+      entry.rejectFraction = options.rejectFraction.value_or(entry.rejectFraction);
+    }
+  }
+  p.greetingDelayMs = options.greetingDelayMs.value_or(p.greetingDelayMs);
+  p.dropFraction = options.dropFraction.value_or(p.dropFraction);
+  p.dropAfter = options.dropAfter.value_or(p.dropAfter);
+  p.connectionRate = options.connectionRate.value_or(p.connectionRate);
+  p.rateLimit = options.rateLimit.value_or(p.rateLimit);
+  out = std::move(p);
+  return true;
+}
+
+bool Sink::admitSinkWide(std::uint64_t nowMs) {
+  // Fixed one-second windows on the loops' monotonic clock (libuv's uv_now, which all
+  // loops read from the same CLOCK_MONOTONIC).
+  std::lock_guard<std::mutex> lock(sinkRateMutex_);
+  if (!sinkRateStarted_ || nowMs >= sinkRateWindowMs_ + 1000) {
+    sinkRateStarted_ = true;
+    sinkRateWindowMs_ = nowMs;
+    sinkRateCount_ = 0;
+  }
+  if (static_cast<double>(sinkRateCount_ + 1) > faults_.rateLimit) {
+    return false;
+  }
+  ++sinkRateCount_;
+  return true;
+}
 
 Sink::Sink(Options options) : options_(std::move(options)) {
   rules_.hostname = options_.hostname;
@@ -132,6 +304,7 @@ Sink::Sink(Options options) : options_(std::move(options)) {
   rules_.reply421Every = options_.reply421Every;
   rules_.maxMessageSize = options_.maxMessageSize;
   rules_.capture = !options_.maildir.empty();
+  rules_.chunking = options_.chunking;
 }
 
 Sink::~Sink() {
@@ -164,6 +337,12 @@ bool Sink::start(std::string& error) {
   if (!parseListen(options_.listen, at, error)) {
     return false;
   }
+  if (!resolveFaults(options_, faults_, error)) {
+    return false;
+  }
+  rules_.faults = faults_.faults;
+  rules_.seed = options_.seed;
+  rules_.dropAfter = faults_.dropAfter;
   if (!options_.auth.empty() && !loadAuth(error)) {
     return false;
   }
@@ -232,15 +411,15 @@ bool Sink::startWorker(const net::Endpoint& at, bool reusePort, std::string& err
   w->listener = net::TcpListener::listen(
       w->loop, at, reusePort,
       [this, w](std::unique_ptr<net::TcpConnection> tcp) {
-        connections_.fetch_add(1, std::memory_order_relaxed);
+        const std::uint64_t number = connections_.fetch_add(1, std::memory_order_relaxed);
         std::uint64_t open = openConnections_.fetch_add(1, std::memory_order_relaxed) + 1;
         std::uint64_t peak = peakConnections_.load(std::memory_order_relaxed);
         while (open > peak && !peakConnections_.compare_exchange_weak(peak, open)) {
         }
-        auto conn = std::make_unique<Connection>(*this, *w, std::move(tcp));
+        auto conn = std::make_unique<Connection>(*this, *w, std::move(tcp), number);
         Connection* raw = conn.get();
         w->connections.emplace(raw, std::move(conn));
-        raw->begin();
+        raw->begin();  // may destroy the connection: the last statement
       },
       error);
   if (w->listener == nullptr) {
@@ -297,6 +476,12 @@ Sink::Stats Sink::stats() const {
   s.rejected = rejected_.load(std::memory_order_relaxed);
   s.deferred = deferred_.load(std::memory_order_relaxed);
   s.bytes = bytes_.load(std::memory_order_relaxed);
+  s.faults4xx = faults4xx_.load(std::memory_order_relaxed);
+  s.faults5xx = faults5xx_.load(std::memory_order_relaxed);
+  s.rateLimited = rateLimited_.load(std::memory_order_relaxed);
+  s.connectionLimited = connectionLimited_.load(std::memory_order_relaxed);
+  s.dropped = dropped_.load(std::memory_order_relaxed);
+  s.delayedGreetings = delayedGreetings_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -7,6 +7,10 @@
 // thread at any time. The work is split into Workers (one EventLoop + listener + its
 // connections each): one per core by default, sharing the port with SO_REUSEPORT (the
 // kernel spreads the connections); the counters are shared atomics, so they stay exact.
+// Faults that need a clock or a socket are injected here, never with a sleep on the loop
+// (except the legacy --delay-ms): the greeting delay is a timer, connections are dropped
+// at accept, and the per-connection and sink-wide rate limits answer a MAIL with 421
+// (docs/sink.md). The session decides the per-recipient faults.
 #pragma once
 
 #include <atomic>
@@ -15,6 +19,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,7 +51,37 @@ class Sink {
     // Record the peak of accepted messages in any one-second window (a lock per message:
     // for tests, not benchmarks).
     bool measureRate = false;
+    // Offer CHUNKING (BDAT, RFC 3030).
+    bool chunking = false;
+
+    // Fault injection (docs/sink.md). "accept-all" (no faults) or "realistic" (a table of
+    // per-domain fractions, a greeting delay, dropped connections and a per-connection
+    // rate limit); an option given explicitly overrides the profile's value.
+    std::string profile = "accept-all";
+    std::uint64_t seed = 1;                        // of every fault decision
+    std::optional<double> deferFraction;           // of RCPTs answered 451 4.7.1, all domains
+    std::optional<double> rejectFraction;          // of RCPTs answered 550 5.1.1, all domains
+    std::optional<std::uint32_t> greetingDelayMs;  // before the 220 (a timer: no blocking)
+    std::optional<double> dropFraction;            // of connections closed instead of greeted
+    std::optional<std::size_t> dropAfter;          // close unanswered at the MAIL after N messages
+    std::optional<double> connectionRate;          // messages/s on one connection, then 421
+    std::optional<double> rateLimit;               // messages/s over the whole sink, then 421
   };
+
+  // The settings a profile gives, before explicit options override them.
+  struct Profile {
+    std::vector<DomainFaults> faults;
+    std::uint32_t greetingDelayMs = 0;
+    double dropFraction = 0;
+    std::size_t dropAfter = 0;
+    double connectionRate = 0;  // 0 = none
+    double rateLimit = 0;       // 0 = none
+  };
+  // nullopt for an unknown name.
+  static std::optional<Profile> profile(const std::string& name);
+  // The profile with `options`' explicit values applied; false with a message naming
+  // the option when a value is out of range or the profile unknown.
+  static bool resolveFaults(const Options& options, Profile& out, std::string& error);
 
   struct Stats {
     std::uint64_t connections = 0;            // accepted
@@ -57,6 +92,13 @@ class Sink {
     std::uint64_t bytes = 0;                  // octets of accepted messages (unstuffed data)
     std::uint64_t peakConnections = 0;        // open at the same time, at most
     std::uint64_t peakMessagesPerSecond = 0;  // in any 1 s window (with measureRate)
+    // Injected faults.
+    std::uint64_t faults4xx = 0;          // RCPTs answered 451 4.7.1 by a defer fraction
+    std::uint64_t faults5xx = 0;          // RCPTs answered 550 5.1.1 by a reject fraction
+    std::uint64_t rateLimited = 0;        // MAILs answered 421 by a rate limit
+    std::uint64_t connectionLimited = 0;  // MAILs answered 421 by reply421Every
+    std::uint64_t dropped = 0;            // connections closed without a reply
+    std::uint64_t delayedGreetings = 0;   // greetings sent after the greeting delay
   };
 
   explicit Sink(Options options);
@@ -96,7 +138,11 @@ class Sink {
   // Writes one message to the maildir (tmp/, then renamed into new/).
   bool deliver(const SinkMessage& message, std::string& scratch, std::string& error);
 
+  // The sink-wide rate limit: true when one more message fits in this second.
+  bool admitSinkWide(std::uint64_t nowMs);
+
   Options options_;
+  Profile faults_;  // resolved by start()
   SinkRules rules_;
   net::Endpoint bound_;
   long pid_ = 0;
@@ -111,6 +157,16 @@ class Sink {
   std::atomic<std::uint64_t> fileCounter_{0};
   std::atomic<std::uint64_t> openConnections_{0};
   std::atomic<std::uint64_t> peakConnections_{0};
+  std::atomic<std::uint64_t> faults4xx_{0};
+  std::atomic<std::uint64_t> faults5xx_{0};
+  std::atomic<std::uint64_t> rateLimited_{0};
+  std::atomic<std::uint64_t> connectionLimited_{0};
+  std::atomic<std::uint64_t> dropped_{0};
+  std::atomic<std::uint64_t> delayedGreetings_{0};
+  std::mutex sinkRateMutex_;
+  std::uint64_t sinkRateWindowMs_ = 0;  // start of the current one-second window
+  std::uint64_t sinkRateCount_ = 0;     // messages admitted in it
+  bool sinkRateStarted_ = false;
   void recordMessageTime();  // with measureRate
   mutable std::mutex rateMutex_;
   std::deque<std::int64_t> recentMs_;  // accepted-message times within the last second

@@ -18,8 +18,11 @@ namespace {
 std::string statsJson(const Sink::Stats& s, bool peaks) {
   return fmt::format(
       "{{\"connections\": {}, \"messages\": {}, \"recipients\": {}, \"rejected\": {}, "
-      "\"deferred\": {}, \"bytes\": {}{}}}\n",
-      s.connections, s.messages, s.recipients, s.rejected, s.deferred, s.bytes,
+      "\"deferred\": {}, \"bytes\": {}, \"faults4xx\": {}, \"faults5xx\": {}, "
+      "\"rateLimited\": {}, \"connectionLimited\": {}, \"dropped\": {}, "
+      "\"delayedGreetings\": {}{}}}\n",
+      s.connections, s.messages, s.recipients, s.rejected, s.deferred, s.bytes, s.faults4xx,
+      s.faults5xx, s.rateLimited, s.connectionLimited, s.dropped, s.delayedGreetings,
       peaks ? fmt::format(", \"peak_connections\": {}, \"peak_messages_per_second\": {}",
                           s.peakConnections, s.peakMessagesPerSecond)
             : std::string());
@@ -58,6 +61,11 @@ int runSinkCommand(const Sink::Options& options, const std::string& statsJsonPat
     err << "salvo sink: " << error << std::endl;
     return kSinkExitConfig;
   }
+  Sink::Profile resolved;
+  if (!Sink::resolveFaults(options, resolved, error)) {
+    err << "salvo sink: " << error << std::endl;
+    return kSinkExitConfig;
+  }
 
   // This thread waits for the signals on a loop of its own; the sink serves on its own
   // thread. The handlers go in before the sink starts, so that an early SIGTERM still
@@ -83,6 +91,16 @@ int runSinkCommand(const Sink::Options& options, const std::string& statsJsonPat
   out << fmt::format("salvo sink: {} messages, {} recipients, {} rejected, {} deferred, {} bytes",
                      s.messages, s.recipients, s.rejected, s.deferred, s.bytes)
       << std::endl;
+  const std::uint64_t faults =
+      s.faults4xx + s.faults5xx + s.rateLimited + s.connectionLimited + s.dropped;
+  if (faults > 0 || s.delayedGreetings > 0) {
+    out << fmt::format(
+               "salvo sink: faults: {} 4xx, {} 5xx, {} rate limited, {} connection limited, {} "
+               "dropped, {} delayed greetings",
+               s.faults4xx, s.faults5xx, s.rateLimited, s.connectionLimited, s.dropped,
+               s.delayedGreetings)
+        << std::endl;
+  }
   if (!statsJsonPath.empty() &&
       !writeFile(statsJsonPath, statsJson(s, options.measureRate), error)) {
     err << "salvo sink: " << error << std::endl;

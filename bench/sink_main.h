@@ -13,14 +13,15 @@
 namespace salvo::bench {
 
 inline constexpr int kSinkExitIoErr = 74;   // EX_IOERR: address in use, maildir, stats file
-inline constexpr int kSinkExitConfig = 78;  // EX_CONFIG: malformed listen address
+inline constexpr int kSinkExitConfig = 78;  // EX_CONFIG: malformed listen address, fault option
 
 // Prints "salvo sink: listening on 127.0.0.1:PORT" (flushed at once; the real port when
 // asked for port 0), serves until SIGINT/SIGTERM, then prints "salvo sink: N messages,
 // M recipients, R rejected, D deferred, B bytes" and writes those counts (and
 // connections) as a JSON object to `statsJsonPath` when it is not empty. Returns 0, 78
 // for a malformed listen address, 74 when the sink cannot start or the stats file cannot
-// be written; errors go to stderr as "salvo sink: <message>".
+// be written (78 too for an unknown profile or an out-of-range fault option); errors go to
+// stderr as "salvo sink: <message>".
 int runSinkCommand(const Sink::Options& options, const std::string& statsJsonPath);
 
 // The same with the streams given, and `onListening(port)` called once the sink serves

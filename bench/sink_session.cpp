@@ -122,16 +122,38 @@ bool decodeBase64(std::string_view in, std::string& out) {
          in.size() % 4 == 0;
 }
 
-constexpr const char* kStateNames[] = {"Greeting", "Idle", "Mail", "Data", "Closed"};
+constexpr const char* kStateNames[] = {"Greeting", "Idle", "Mail", "Data", "Closed", "Chunk"};
+
+// The SplitMix64 output function: spreads any 64-bit input over all 64 bits.
+std::uint64_t mix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+double unitInterval(std::uint64_t bits) {
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;  // the top 53 bits
+}
+
+constexpr std::uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
 
 }  // namespace
+
+double faultHash(std::uint64_t seed, std::string_view text) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a 64
+  for (char c : text) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  return unitInterval(mix64(h ^ mix64(seed)));
+}
 
 const char* SinkSession::stateName(State state) {
   return kStateNames[static_cast<int>(state)];
 }
 
-SinkSession::SinkSession(const SinkRules& rules, SinkSessionEvents& events)
-    : rules_(rules), events_(events) {
+SinkSession::SinkSession(const SinkRules& rules, SinkSessionEvents& events, std::uint64_t stream)
+    : rules_(rules), events_(events), random_(mix64(rules.seed) ^ mix64(stream * kGolden + 1)) {
   ehloReply_ = "250-" + rules_.hostname + "\r\n";
   ehloReply_ += "250-PIPELINING\r\n";
   ehloReply_ += "250-SIZE " + std::to_string(rules_.maxMessageSize) + "\r\n";
@@ -139,6 +161,9 @@ SinkSession::SinkSession(const SinkRules& rules, SinkSessionEvents& events)
   ehloReply_ += "250-ENHANCEDSTATUSCODES\r\n";
   if (!rules_.authUser.empty()) {
     ehloReply_ += "250-AUTH PLAIN LOGIN\r\n";
+  }
+  if (rules_.chunking) {
+    ehloReply_ += "250-CHUNKING\r\n";
   }
   ehloReply_ += "250 SMTPUTF8\r\n";
 }
@@ -167,6 +192,10 @@ void SinkSession::feed(std::string_view bytes) {
   while (pos < bytes.size() && state_ != State::Closed) {
     if (state_ == State::Data) {
       pos += consumeData(bytes.substr(pos));
+      continue;
+    }
+    if (state_ == State::Chunk) {
+      pos += consumeChunk(bytes.substr(pos));
       continue;
     }
     const char* start = bytes.data() + pos;
@@ -214,7 +243,31 @@ void SinkSession::feed(std::string_view bytes) {
   if (quit_) {
     quit_ = false;
     events_.onQuit();  // last: the session may be gone after this
+  } else if (drop_) {
+    drop_ = false;
+    events_.onDrop();  // likewise
   }
+}
+
+double SinkSession::nextRandom() {
+  random_ += kGolden;
+  return unitInterval(mix64(random_));
+}
+
+const DomainFaults* SinkSession::faultsFor(std::string_view address) const {
+  std::size_t at = address.rfind('@');
+  std::string_view domain = at == std::string_view::npos ? address : address.substr(at + 1);
+  for (const auto& entry : rules_.faults) {
+    if (entry.domains.empty()) {
+      return &entry;
+    }
+    for (const auto& pattern : entry.domains) {
+      if (domain.find(pattern) != std::string_view::npos) {
+        return &entry;
+      }
+    }
+  }
+  return nullptr;
 }
 
 // The data phase, streamed: no line is buffered. Only CRLF "." CRLF ends the data (a bare
@@ -312,7 +365,72 @@ void SinkSession::finishMessage() {
   resetTransaction();
 }
 
+void SinkSession::bdat(std::string_view args) {
+  std::string_view sizeText = nextWord(args);
+  std::string_view last = nextWord(args);
+  const bool sizeOk = !sizeText.empty() && sizeText.size() <= 18 &&
+                      sizeText.find_first_not_of("0123456789") == std::string_view::npos;
+  if (!sizeOk || !(last.empty() || iequals(last, "LAST")) || !trim(args).empty()) {
+    // Without a size the chunk cannot be skipped: the octets that follow will be read as
+    // commands, as any server must.
+    reply("501 5.5.4 syntax: BDAT chunk-size [LAST]");
+    return;
+  }
+  std::size_t size = 0;
+  for (char c : sizeText) {
+    size = size * 10 + static_cast<std::size_t>(c - '0');
+  }
+  chunkSize_ = size;
+  chunkLeft_ = size;
+  chunkLast_ = !last.empty();
+  chunkReturn_ = state_;
+  chunkError_.clear();
+  if (state_ != State::Mail) {
+    chunkError_ = state_ == State::Greeting ? "503 5.5.1 send EHLO or HELO first"
+                                            : "503 5.5.1 need MAIL before BDAT";
+  } else if (rcptCount_ == 0) {
+    chunkError_ =
+        rcptAttempted_ ? "554 5.5.1 no valid recipients" : "503 5.5.1 need RCPT before BDAT";
+  } else if (!bdatUsed_) {
+    bdatUsed_ = true;
+    data_.clear();
+    size_ = 0;
+    oversize_ = false;
+  }
+  state_ = State::Chunk;
+  if (chunkLeft_ == 0) {
+    finishChunk();
+  }
+}
+
+std::size_t SinkSession::consumeChunk(std::string_view in) {
+  const std::size_t n = std::min(chunkLeft_, in.size());
+  if (chunkError_.empty()) {
+    appendData(in.data(), n);
+  }
+  chunkLeft_ -= n;
+  if (chunkLeft_ == 0) {
+    finishChunk();
+  }
+  return n;
+}
+
+void SinkSession::finishChunk() {
+  if (!chunkError_.empty()) {
+    state_ = chunkReturn_;
+    reply(chunkError_);
+    return;
+  }
+  if (chunkLast_) {
+    finishMessage();  // the reply to BDAT LAST is the message's: 250, 552 or 451
+    return;
+  }
+  state_ = State::Mail;
+  reply("250 2.0.0 " + std::to_string(chunkSize_) + " octets received");
+}
+
 void SinkSession::resetTransaction() {
+  bdatUsed_ = false;
   from_.clear();
   rcptCount_ = 0;
   rcptAttempted_ = false;
@@ -339,6 +457,8 @@ void SinkSession::command(std::string_view line) {
     rcpt(args);
   } else if (iequals(verb, "DATA")) {
     data(args);
+  } else if (iequals(verb, "BDAT") && rules_.chunking) {
+    bdat(args);
   } else if (iequals(verb, "RSET")) {
     if (!args.empty()) {
       reply("501 5.5.4 syntax: RSET");
@@ -480,7 +600,15 @@ void SinkSession::mail(std::string_view args) {
   }
   if (rules_.reply421Every > 0 && accepted_ >= rules_.reply421Every) {
     reply("421 4.7.0 too many messages on this connection, closing");
+    state_ = State::Closed;
     quit_ = true;  // closes the connection once this reply is out
+    events_.onFault(SinkFault::ConnectionLimit);
+    return;
+  }
+  if (rules_.dropAfter > 0 && accepted_ >= rules_.dropAfter) {
+    state_ = State::Closed;
+    drop_ = true;
+    events_.onFault(SinkFault::Dropped);
     return;
   }
   std::string_view path;
@@ -520,6 +648,19 @@ void SinkSession::mail(std::string_view args) {
       reply(param);
       return;
     }
+  }
+  switch (events_.onMail()) {
+    case MailAdmission::Accept:
+      break;
+    case MailAdmission::RateLimited:
+      reply("421 4.7.0 rate limited, slow down");
+      state_ = State::Closed;
+      quit_ = true;
+      return;
+    case MailAdmission::Drop:
+      state_ = State::Closed;
+      drop_ = true;
+      return;
   }
   from_.assign(path);
   rcptCount_ = 0;
@@ -569,6 +710,22 @@ void SinkSession::rcpt(std::string_view args) {
     events_.onRecipientRefused(path, false);
     return;
   }
+  if (const DomainFaults* faults = faultsFor(path); faults != nullptr) {
+    if (faults->rejectFraction > 0 && faultHash(rules_.seed, path) < faults->rejectFraction) {
+      out_ += "550 5.1.1 <";
+      out_.append(path);
+      reply(">: recipient address rejected: user unknown");
+      events_.onFault(SinkFault::Rejected5xx);
+      return;
+    }
+    if (faults->deferFraction > 0 && nextRandom() < faults->deferFraction) {
+      out_ += "451 4.7.1 <";
+      out_.append(path);
+      reply(">: temporarily deferred, try again later");
+      events_.onFault(SinkFault::Deferred4xx);
+      return;
+    }
+  }
   if (rcpts_.size() <= rcptCount_) {
     rcpts_.emplace_back();
   }
@@ -588,6 +745,10 @@ void SinkSession::data(std::string_view args) {
   }
   if (rcptCount_ == 0) {
     reply(rcptAttempted_ ? "554 5.5.1 no valid recipients" : "503 5.5.1 need RCPT before DATA");
+    return;
+  }
+  if (bdatUsed_) {
+    reply("503 5.5.1 DATA not permitted after BDAT");
     return;
   }
   state_ = State::Data;

@@ -4,7 +4,14 @@
 // end of the session. It processes every complete command of the input in order
 // (pipelining, RFC 2920) and hands the replies to one feed() over in one sendReply().
 // Fault injection is per recipient: a RCPT whose address contains a `rejectRcpt`
-// substring gets 550, one containing a `deferRcpt` substring gets 451.
+// substring gets 550, one containing a `deferRcpt` substring gets 451; then, by the
+// `faults` table (first entry matching the recipient's domain), a fraction gets
+// "550 5.1.1" (decided by a hash of the seed and the address: a missing mailbox stays
+// missing, so a retry is refused again) and a fraction gets "451 4.7.1" (decided by a
+// PRNG seeded with the seed and the session's stream number: a retry may pass).
+// Per connection: after `dropAfter` messages the next MAIL gets no reply and the session
+// ends (onDrop); SinkSessionEvents::onMail() may refuse a MAIL with a 421 rate limit.
+// CHUNKING (RFC 3030) when `chunking` is set: BDAT chunks of raw octets (no dot-stuffing).
 // AUTH (RFC 4954, PLAIN and LOGIN) when `authUser` is set: it is advertised, MAIL needs it
 // first (530), and credentials other than the configured ones get 535.
 // It is a benchmark target: no allocation per line or per message once its buffers have
@@ -13,12 +20,36 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace salvo::bench {
+
+// Fault fractions for recipients whose domain contains one of `domains` (an empty list
+// matches every domain).
+struct DomainFaults {
+  std::vector<std::string> domains;
+  double deferFraction = 0;   // of RCPTs answered "451 4.7.1"
+  double rejectFraction = 0;  // of RCPTs answered "550 5.1.1"
+};
+
+// Faults the session injected (reported through SinkSessionEvents::onFault).
+enum class SinkFault {
+  Deferred4xx,      // a RCPT answered 451 4.7.1 by the defer fraction
+  Rejected5xx,      // a RCPT answered 550 5.1.1 by the reject fraction
+  ConnectionLimit,  // a MAIL answered 421 by reply421Every
+  Dropped,          // the connection closed without a reply by dropAfter
+};
+
+// What the owner of a session says about a MAIL command (onMail).
+enum class MailAdmission {
+  Accept,
+  RateLimited,  // "421 4.7.0 rate limited, slow down", then the session ends (onQuit)
+  Drop,         // no reply; the session ends (onDrop)
+};
 
 struct SinkRules {
   std::string hostname = "salvo-sink";
@@ -32,7 +63,19 @@ struct SinkRules {
   std::size_t reply421Every = 0;
   std::string authUser;  // "" = no AUTH
   std::string authPassword;
+  // Fault: the first entry matching a recipient's domain decides its fractions.
+  std::vector<DomainFaults> faults;
+  std::uint64_t seed = 1;  // of the fault decisions
+  // Fault: after this many accepted messages on a connection, close without replying to
+  // the next MAIL (0 = never).
+  std::size_t dropAfter = 0;
+  // Offer CHUNKING (RFC 3030): BDAT chunks instead of DATA; off, BDAT gets 502.
+  bool chunking = false;
 };
+
+// A number in [0, 1) from a hash of `seed` and `text` (FNV-1a, then the SplitMix64
+// finalizer): the same inputs always give the same number.
+double faultHash(std::uint64_t seed, std::string_view text);
 
 struct SinkMessage {
   std::string_view from;                    // "" for the null sender
@@ -55,6 +98,14 @@ class SinkSessionEvents {
   // The client sent QUIT; the 221 reply has been handed to sendReply(). The last call
   // of a feed(): the session may be destroyed inside it.
   virtual void onQuit() = 0;
+  // A well-formed MAIL in a state that allows it: the owner may refuse it (rate limits,
+  // dropped connections decided with a clock).
+  virtual MailAdmission onMail() { return MailAdmission::Accept; }
+  // The session decided to close without a reply (dropAfter, or onMail() said Drop);
+  // replies to earlier commands have been handed to sendReply(). The last call of a
+  // feed(), like onQuit().
+  virtual void onDrop() {}
+  virtual void onFault(SinkFault) {}
 };
 
 class SinkSession {
@@ -65,14 +116,16 @@ class SinkSession {
     Mail,      // MAIL accepted, collecting RCPTs
     Data,      // receiving message data
     Closed,    // after QUIT: input is ignored
+    Chunk,     // reading the octets of a BDAT chunk (CHUNKING, RFC 3030)
   };
   static const char* stateName(State state);
 
   static constexpr std::size_t kMaxCommandLine = 2048;  // octets, excluding CRLF
 
   // `rules` and `events` must outlive the session. Events must not destroy the session
-  // except inside onQuit().
-  SinkSession(const SinkRules& rules, SinkSessionEvents& events);
+  // except inside onQuit() and onDrop(). `stream` picks the session's own sequence of
+  // 4xx decisions (the sink passes the connection's number).
+  SinkSession(const SinkRules& rules, SinkSessionEvents& events, std::uint64_t stream = 0);
 
   // Sends the 220 greeting.
   void greet();
@@ -92,10 +145,16 @@ class SinkSession {
   void mail(std::string_view args);
   void rcpt(std::string_view args);
   void data(std::string_view args);
+  void bdat(std::string_view args);
+  std::size_t consumeChunk(std::string_view in);
+  void finishChunk();
   void auth(std::string_view args);
   void authResponse(std::string_view line);  // a line of an AUTH exchange
   void checkCredentials(std::string_view user, std::string_view password);
   void resetTransaction();
+  // The fault entry for a recipient's domain, or nullptr.
+  const DomainFaults* faultsFor(std::string_view address) const;
+  double nextRandom();                // [0, 1), the session's PRNG (SplitMix64)
   void reply(std::string_view text);  // appends text + CRLF
   void flushReplies();
 
@@ -108,6 +167,8 @@ class SinkSession {
   bool discarding_ = false;  // skipping the rest of an over-long command line
   std::string out_;          // replies of this feed()
   bool quit_ = false;
+  bool drop_ = false;
+  std::uint64_t random_ = 0;  // PRNG state
 
   std::size_t accepted_ = 0;  // messages accepted on this connection
 
@@ -127,6 +188,15 @@ class SinkSession {
   bool oversize_ = false;
   DataState dataState_ = DataState::LineStart;
   bool prevCr_ = false;  // in Middle: the last data octet was CR
+
+  // CHUNKING. A chunk's octets are always read, even when the BDAT fails (RFC 3030 §3):
+  // then they are discarded and `chunkError_` is the reply.
+  std::size_t chunkLeft_ = 0;
+  std::size_t chunkSize_ = 0;
+  bool chunkLast_ = false;
+  std::string chunkError_;
+  State chunkReturn_ = State::Idle;  // the state after a failed chunk
+  bool bdatUsed_ = false;            // this transaction has had a BDAT (no DATA then)
 };
 
 }  // namespace salvo::bench

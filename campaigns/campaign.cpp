@@ -5,11 +5,13 @@
 #include <openssl/hmac.h>
 #include <sys/stat.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
+#include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -23,7 +25,15 @@ namespace salvo::campaigns {
 
 namespace {
 
-constexpr int kFormat = 2;  // 1: the spine's records (id, from, subject, text)
+constexpr int kFormat = 3;  // 1: the spine's records (id, from, subject, text); 3: retry
+
+// The stored names of a retry override's fields (seconds), for serialize and deserialize.
+template <typename Override>
+auto retryFields(Override& o) {
+  return std::array{std::pair{"first_delay_sec", &o.firstDelaySec},
+                    std::pair{"max_delay_sec", &o.maxDelaySec},
+                    std::pair{"max_age_sec", &o.maxAgeSec}};
+}
 
 // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm), proleptic Gregorian.
 void civilFromDays(std::int64_t z, std::int64_t& year, unsigned& month, unsigned& day) {
@@ -669,6 +679,14 @@ std::string Campaign::serialize() const {
   if (spec_.rate) {
     j["rate"] = {{"messages", spec_.rate->messages}, {"period_ms", spec_.rate->periodMs}};
   }
+  if (!spec_.retry.empty()) {
+    nlohmann::json& r = j["retry"] = nlohmann::json::object();
+    for (const auto& [key, value] : retryFields(spec_.retry)) {
+      if (*value) {
+        r[key] = **value;
+      }
+    }
+  }
   if (spec_.unsubscribe) {
     j["unsubscribe"] = {{"url", spec_.unsubscribe->url},
                         {"mailto", spec_.unsubscribe->mailto},
@@ -801,6 +819,24 @@ std::shared_ptr<const Campaign> Campaign::deserialize(std::string_view blob, std
       fail("'rate' is malformed");
     } else {
       spec.rate = Rate{m->get<std::uint64_t>(), p->get<std::uint64_t>()};
+    }
+  }
+  if (const auto it = j.find("retry"); it != j.end()) {
+    if (!it->is_object()) {
+      fail("'retry' is not an object");
+    } else {
+      for (const auto& [key, value] : retryFields(spec.retry)) {
+        const auto v = it->find(key);
+        if (v == it->end()) {
+          continue;
+        }
+        if (!v->is_number_unsigned() || v->get<std::uint64_t>() == 0 ||
+            v->get<std::uint64_t>() > UINT32_MAX) {
+          fail(fmt::format("'retry.{}' is not a number of seconds", key));
+        } else {
+          *value = static_cast<std::uint32_t>(v->get<std::uint64_t>());
+        }
+      }
     }
   }
   if (const auto it = j.find("unsubscribe"); it != j.end()) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "campaigns/address.h"
+#include "campaigns/config.h"
 #include "campaigns/diagnostics.h"
 #include "campaigns/dkim.h"
 #include "campaigns/template.h"
@@ -74,6 +75,9 @@ struct CampaignSpec {
   std::vector<std::string> tags;
   std::int64_t startAtMs = 0;  // 0: send now
   std::optional<Rate> rate;
+  // The campaign's own retry schedule, over the daemon's (salvo.yaml `retry:`); empty: the
+  // daemon's as it is.
+  RetryOverride retry;
   std::optional<UnsubscribeSettings> unsubscribe;
   std::optional<DkimSettings> dkim;
   std::string bounceDomain;  // VERP domain; empty: the envelope sender is the From address
@@ -93,6 +97,8 @@ class Campaign {
   // When the campaign's jobs become due (ms since the epoch); 0 when it sends at once.
   std::int64_t startAtMs() const { return spec_.startAtMs; }
   const std::optional<Rate>& rate() const { return spec_.rate; }
+  // Retry keys the campaign sets; the daemon's schedule supplies the others.
+  const RetryOverride& retry() const { return spec_.retry; }
   const std::optional<UnsubscribeSettings>& unsubscribe() const { return spec_.unsubscribe; }
   const std::optional<DkimSettings>& dkim() const { return spec_.dkim; }
   const std::string& bounceDomain() const { return spec_.bounceDomain; }

@@ -32,9 +32,9 @@ struct RecipientSourceState {
 namespace {
 
 const std::vector<std::string_view> kCampaignKeys = {
-    "id",          "from",      "reply_to",      "subject",    "text",          "html",
-    "text_file",   "html_file", "headers",       "tags",       "start_at",      "rate",
-    "unsubscribe", "dkim",      "bounce_domain", "recipients", "recipients_csv"};
+    "id",        "from",        "reply_to", "subject",       "text",       "html",
+    "text_file", "html_file",   "headers",  "tags",          "start_at",   "rate",
+    "retry",     "unsubscribe", "dkim",     "bounce_domain", "recipients", "recipients_csv"};
 
 // Line and column of byte `offset` in `text`.
 YamlPosition positionInText(std::string_view text, std::size_t offset) {
@@ -565,6 +565,12 @@ void CampaignLoader::run() {
                                 "\"5000/h\" or \"100000/d\"",
                                 printable(*value)));
       }
+    }
+  }
+  if (const auto* e = optionalField("retry")) {
+    // The same keys and checks as salvo.yaml's `retry:`; keys left out keep the daemon's.
+    if (auto retry = readRetryOverride(yaml_, e->key, e->value, nullptr)) {
+      spec_.retry = *retry;
     }
   }
   if (const auto* e = optionalField("unsubscribe")) {

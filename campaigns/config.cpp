@@ -188,23 +188,49 @@ std::optional<TlsMode> parseTlsMode(std::string_view text) {
   return std::nullopt;
 }
 
-const DurationKey kRetryDurations[] = {
-    {"first_delay",
-     [](SalvoConfig& c, std::uint64_t ms) {
-       c.retry.firstDelaySec = static_cast<std::uint32_t>(ms / 1000);
-     },
-     true},
-    {"max_delay",
-     [](SalvoConfig& c, std::uint64_t ms) {
-       c.retry.maxDelaySec = static_cast<std::uint32_t>(ms / 1000);
-     },
-     true},
-    {"max_age",
-     [](SalvoConfig& c, std::uint64_t ms) {
-       c.retry.maxAgeSec = static_cast<std::uint32_t>(ms / 1000);
-     },
-     true},
+// retry: (salvo.yaml and campaigns) in whole seconds.
+struct RetryKey {
+  std::string_view key;
+  std::optional<std::uint32_t> RetryOverride::*field;
 };
+
+const RetryKey kRetryKeys[] = {
+    {"first_delay", &RetryOverride::firstDelaySec},
+    {"max_delay", &RetryOverride::maxDelaySec},
+    {"max_age", &RetryOverride::maxAgeSec},
+};
+
+// A duration value, checked: well formed, above zero, whole seconds when asked, and within
+// 32 bits (of milliseconds, or of seconds when whole). nullopt after reporting why.
+std::optional<std::uint64_t> readDuration(YamlFile& yaml, const YamlFile::Entry& e,
+                                          std::string_view key, bool wholeSeconds) {
+  auto text = yaml.scalar(e.value, fmt::format("'{}'", key));
+  if (!text) {
+    return std::nullopt;
+  }
+  const YamlPosition at = yaml.valuePosition(e.key, e.value);
+  const auto ms = parseDurationMs(*text);
+  if (!ms) {
+    yaml.error(at, fmt::format("'{}' has an invalid duration '{}' (use e.g. 500ms, 30s, 5m, 4h, "
+                               "3d or a number of seconds)",
+                               key, printable(*text)));
+    return std::nullopt;
+  }
+  if (*ms == 0) {
+    yaml.error(at, fmt::format("'{}' must be greater than zero", key));
+    return std::nullopt;
+  }
+  if (wholeSeconds && *ms % 1000 != 0) {
+    yaml.error(at, fmt::format("'{}' must be a whole number of seconds (got '{}')", key,
+                               printable(*text)));
+    return std::nullopt;
+  }
+  if ((wholeSeconds ? *ms / 1000 : *ms) > static_cast<std::uint64_t>(kUint32Max)) {
+    yaml.error(at, fmt::format("'{}' is too long ('{}')", key, printable(*text)));
+    return std::nullopt;
+  }
+  return ms;
+}
 
 class ConfigLoader {
  public:
@@ -437,32 +463,9 @@ void ConfigLoader::loadDns(const YamlFile::Entry& e, SalvoConfig& config) {
 
 void ConfigLoader::loadDuration(const YamlFile::Entry& e, const DurationKey& key,
                                 SalvoConfig& config) {
-  auto text = yaml_.scalar(e.value, fmt::format("'{}'", key.key));
-  if (!text) {
-    return;
+  if (const auto ms = readDuration(yaml_, e, key.key, key.wholeSeconds)) {
+    key.set(config, *ms);
   }
-  const YamlPosition at = yaml_.valuePosition(e.key, e.value);
-  const auto ms = parseDurationMs(*text);
-  if (!ms) {
-    yaml_.error(at, fmt::format("'{}' has an invalid duration '{}' (use e.g. 500ms, 30s, 5m, 4h, "
-                                "3d or a number of seconds)",
-                                key.key, printable(*text)));
-    return;
-  }
-  if (*ms == 0) {
-    yaml_.error(at, fmt::format("'{}' must be greater than zero", key.key));
-    return;
-  }
-  if (key.wholeSeconds && *ms % 1000 != 0) {
-    yaml_.error(at, fmt::format("'{}' must be a whole number of seconds (got '{}')", key.key,
-                                printable(*text)));
-    return;
-  }
-  if ((key.wholeSeconds ? *ms / 1000 : *ms) > static_cast<std::uint64_t>(kUint32Max)) {
-    yaml_.error(at, fmt::format("'{}' is too long ('{}')", key.key, printable(*text)));
-    return;
-  }
-  key.set(config, *ms);
 }
 
 void ConfigLoader::loadDelivery(const YamlFile::Entry& e, SalvoConfig& config) {
@@ -570,24 +573,8 @@ void ConfigLoader::loadRetry(const YamlFile::Entry& e, SalvoConfig& config) {
   if (!isSection(e, "retry")) {
     return;
   }
-  std::vector<std::string_view> known;
-  for (const DurationKey& k : kRetryDurations) {
-    known.push_back(k.key);
-  }
-  const auto fields = yaml_.readMap(e.value, known);
-  const std::size_t before = diags_.size();
-  for (const DurationKey& k : kRetryDurations) {
-    if (const auto it = fields.find(k.key); it != fields.end()) {
-      loadDuration(it->second, k, config);
-    }
-  }
-  if (diags_.size() == before && config.retry.maxDelaySec < config.retry.firstDelaySec) {
-    const auto it = fields.find("max_delay");
-    const YamlPosition at = it != fields.end()
-                                ? yaml_.valuePosition(it->second.key, it->second.value)
-                                : positionOf(e.value.Mark());
-    yaml_.error(at, fmt::format("'max_delay' ({}s) is shorter than 'first_delay' ({}s)",
-                                config.retry.maxDelaySec, config.retry.firstDelaySec));
+  if (const auto o = readRetryOverride(yaml_, e.key, e.value, &config.retry)) {
+    config.retry = o->over(config.retry);
   }
 }
 
@@ -788,6 +775,52 @@ bool ConfigLoader::loadRouteAuth(const std::map<std::string, YamlFile::Entry, st
 const char* tlsModeName(TlsMode mode) {
   const auto i = static_cast<std::size_t>(mode);
   return i < std::size(kTlsModeNames) ? kTlsModeNames[i] : "?";
+}
+
+RetryConfig RetryOverride::over(const RetryConfig& base) const {
+  RetryConfig out = base;
+  out.firstDelaySec = firstDelaySec.value_or(base.firstDelaySec);
+  out.maxDelaySec = maxDelaySec.value_or(base.maxDelaySec);
+  out.maxAgeSec = maxAgeSec.value_or(base.maxAgeSec);
+  return out;
+}
+
+std::optional<RetryOverride> readRetryOverride(YamlFile& yaml, const YAML::Node& key,
+                                               const YAML::Node& value, const RetryConfig* base) {
+  if (!value.IsMap()) {
+    yaml.error(yaml.valuePosition(key, value),
+               "'retry' must be a map like {first_delay: 5m, max_delay: 4h, max_age: 3d}");
+    return std::nullopt;
+  }
+  std::vector<std::string_view> known;
+  for (const RetryKey& k : kRetryKeys) {
+    known.push_back(k.key);
+  }
+  const auto fields = yaml.readMap(value, known);
+  const std::size_t before = yaml.diags().size();
+  RetryOverride out;
+  for (const RetryKey& k : kRetryKeys) {
+    if (const auto it = fields.find(k.key); it != fields.end()) {
+      if (const auto ms = readDuration(yaml, it->second, k.key, /*wholeSeconds=*/true)) {
+        out.*k.field = static_cast<std::uint32_t>(*ms / 1000);
+      }
+    }
+  }
+  if (yaml.diags().size() != before) {
+    return std::nullopt;
+  }
+  const bool bothWritten = out.firstDelaySec && out.maxDelaySec;
+  const RetryConfig merged = out.over(base != nullptr ? *base : RetryConfig{});
+  if ((base != nullptr || bothWritten) && merged.maxDelaySec < merged.firstDelaySec) {
+    const auto it = fields.find("max_delay");
+    const YamlPosition at = it != fields.end()
+                                ? yaml.valuePosition(it->second.key, it->second.value)
+                                : positionOf(value.Mark());
+    yaml.error(at, fmt::format("'max_delay' ({}s) is shorter than 'first_delay' ({}s)",
+                               merged.maxDelaySec, merged.firstDelaySec));
+    return std::nullopt;
+  }
+  return out;
 }
 
 std::optional<SalvoConfig> loadConfig(const std::string& path, Diagnostics& diags) {

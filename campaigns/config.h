@@ -11,6 +11,10 @@
 
 #include "campaigns/diagnostics.h"
 
+namespace YAML {
+class Node;
+}  // namespace YAML
+
 namespace salvo::campaigns {
 
 // routes: domain pattern -> fixed host:port (smarthost, test sink). First match wins.
@@ -66,7 +70,31 @@ struct RetryConfig {
   std::uint32_t firstDelaySec = 300;     // 5 minutes
   std::uint32_t maxDelaySec = 4 * 3600;  // doubling up to this
   std::uint32_t maxAgeSec = 3 * 86400;   // then the job expires
+
+  bool operator==(const RetryConfig&) const = default;
 };
+
+// A retry schedule written over another: each key given replaces the base's value. A
+// campaign's `retry:` key is one, applied over the daemon's schedule at delivery time.
+struct RetryOverride {
+  std::optional<std::uint32_t> firstDelaySec;
+  std::optional<std::uint32_t> maxDelaySec;
+  std::optional<std::uint32_t> maxAgeSec;
+
+  bool empty() const { return !firstDelaySec && !maxDelaySec && !maxAgeSec; }
+  RetryConfig over(const RetryConfig& base) const;
+  bool operator==(const RetryOverride&) const = default;
+};
+
+class YamlFile;
+// Reads a `retry:` map (first_delay, max_delay, max_age: durations in whole seconds), the
+// one parser for salvo.yaml's section and a campaign's key; errors go to `yaml` with
+// file:line:column (and its exit code). `base` is the schedule the result applies over:
+// max_delay ending up shorter than first_delay is an error. nullptr when the base is not
+// known yet (a campaign's, applied over the daemon's): then only a max_delay written
+// shorter than a first_delay written is. nullopt after any error.
+std::optional<RetryOverride> readRetryOverride(YamlFile& yaml, const YAML::Node& key,
+                                               const YAML::Node& value, const RetryConfig* base);
 
 // policy: the delivery policy files (paths relative to the configuration file); ""
 // = the built-in tables (the same as examples/policy/*.yaml).

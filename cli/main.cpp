@@ -59,7 +59,7 @@ int loadConfig(const std::string& path, salvo::campaigns::SalvoConfig& config) {
 
 // The per-recipient event log of a data directory (rotated as events.jsonl.1 ...).
 std::string eventLogPath(const salvo::campaigns::SalvoConfig& config) {
-  return (std::filesystem::path(config.dataDir) / "events" / "events.jsonl").string();
+  return salvo::engine::eventLogPathIn(config.dataDir);
 }
 
 int exitCodeFor(const salvo::queue::Status& status) {
@@ -389,6 +389,42 @@ int main(int argc, char** argv) {
   sink->add_option("--threads", sinkOptions.threads,
                    "event loops sharing the port with SO_REUSEPORT (0 = one per core)")
       ->capture_default_str();
+  // Fault injection (docs/sink.md); explicit options override the profile's values.
+  sink->add_option("--profile", sinkOptions.profile,
+                   "fault preset: accept-all (no faults) or realistic (per-domain 4xx/5xx, "
+                   "greeting delay, drops, rate limit; table in docs/sink.md)")
+      ->check(CLI::IsMember({"accept-all", "realistic"}))
+      ->capture_default_str();
+  sink->add_option("--seed", sinkOptions.seed, "seed of every fault decision (reproducible runs)")
+      ->capture_default_str();
+  sink->add_option_function<double>(
+          "--defer-fraction", [&sinkOptions](const double& v) { sinkOptions.deferFraction = v; },
+          "fraction of RCPTs answered 451 4.7.1 (0..1; a retry may pass)")
+      ->check(CLI::Range(0.0, 1.0));
+  sink->add_option_function<double>(
+          "--reject-fraction", [&sinkOptions](const double& v) { sinkOptions.rejectFraction = v; },
+          "fraction of recipient addresses answered 550 5.1.1 (0..1; by address hash)")
+      ->check(CLI::Range(0.0, 1.0));
+  sink->add_option_function<std::uint32_t>(
+      "--greeting-delay-ms",
+      [&sinkOptions](const std::uint32_t& v) { sinkOptions.greetingDelayMs = v; },
+      "wait this long before the 220 greeting (other connections are not held up)");
+  sink->add_option_function<double>(
+          "--drop-fraction", [&sinkOptions](const double& v) { sinkOptions.dropFraction = v; },
+          "fraction of connections closed at once, without a greeting (0..1)")
+      ->check(CLI::Range(0.0, 1.0));
+  sink->add_option_function<std::size_t>(
+      "--drop-after", [&sinkOptions](const std::size_t& v) { sinkOptions.dropAfter = v; },
+      "close the connection, without a reply, at the MAIL after this many messages on it");
+  sink->add_option_function<double>(
+          "--connection-rate", [&sinkOptions](const double& v) { sinkOptions.connectionRate = v; },
+          "messages per second on one connection; beyond: 421 4.7.0 rate limited, and close")
+      ->check(CLI::NonNegativeNumber);
+  sink->add_option_function<double>(
+          "--rate-limit", [&sinkOptions](const double& v) { sinkOptions.rateLimit = v; },
+          "messages per second over the whole sink; beyond: 421 4.7.0 rate limited, and close")
+      ->check(CLI::NonNegativeNumber);
+  sink->add_flag("--chunking", sinkOptions.chunking, "offer CHUNKING (BDAT, RFC 3030)");
 
   salvo::bench::BenchOptions benchOptions;
   auto* bench = app.add_subcommand("bench", "measure delivery throughput against a local sink");

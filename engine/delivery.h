@@ -30,6 +30,10 @@ struct DeliveryJob {
   std::int64_t leasedAtUs = 0;
   // Steady-clock microseconds when its MAIL FROM was queued to send (0: not sent yet).
   std::int64_t submittedUs = 0;
+  // The destination it was counted against for head-of-line protection (the MX site once
+  // its domain has resolved, else the domain; a route's key), so its result uncounts the
+  // same one.
+  std::string site;
 };
 
 struct DeliveryResult {
@@ -47,7 +51,9 @@ struct DeliveryResult {
 
 // Where a destination's mail goes, resolved to addresses (MX hosts in preference order).
 struct DestinationSpec {
-  std::string key;    // "route:host:port" or "mx:host1,host2"
+  // "route:host:port", or "mx:" and the MX host names sorted and joined by ',': domains
+  // served by the same MX hosts share one destination (connections, throttle, window).
+  std::string key;
   std::string label;  // for logs
   std::vector<net::Endpoint> endpoints;
   // The host name each endpoint was resolved from (MX host or route host), parallel to

@@ -47,11 +47,32 @@ DestinationThrottle::DestinationThrottle(const DestinationLimits& limits,
       connections_(limits.connectionsPerMinute / 60.0,
                    static_cast<std::uint32_t>(std::max(1, limits.initialConnections))) {}
 
+void DestinationThrottle::noteSent(std::int64_t nowMs) {
+  if (nowMs - bucketStartMs_ >= 1000) {
+    lastSecondSends_ = nowMs - bucketStartMs_ < 2000 ? bucketSends_ : 0;
+    bucketStartMs_ = nowMs;
+    bucketSends_ = 0;
+  }
+  ++bucketSends_;
+}
+
+double DestinationThrottle::observedRate(std::int64_t nowMs) const {
+  if (nowMs - bucketStartMs_ >= 2000) {
+    return 0;
+  }
+  if (nowMs - bucketStartMs_ >= 1000) {
+    return static_cast<double>(bucketSends_);
+  }
+  return static_cast<double>(std::max(lastSecondSends_, bucketSends_));
+}
+
 void DestinationThrottle::applyShaping(std::int64_t nowMs) {
   double rate = shaping_.rateFactor(nowMs);
   if (rate != rateFactor_) {
     rateFactor_ = rate;
-    messages_.setRate(limits_.messagesPerSecond * rate);
+    // Without a configured rate the cut applies to the rate observed when it began.
+    double base = limits_.messagesPerSecond > 0 ? limits_.messagesPerSecond : shapedBaseRate_;
+    messages_.setRate(rate >= 1.0 ? limits_.messagesPerSecond : base * rate);
   }
   double conns = shaping_.connectionFactor(nowMs);
   if (conns != connectionFactor_) {
@@ -94,6 +115,7 @@ bool DestinationThrottle::trySend(std::int64_t nowMs, std::string_view& limit) {
     limit = "messages_per_second";
     return false;
   }
+  noteSent(nowMs);
   return true;
 }
 
@@ -120,13 +142,16 @@ void DestinationThrottle::onFailure(smtp::FailureScope scope, std::int64_t nowMs
 
 const ShapingRule* DestinationThrottle::onReply(int code, const smtp::EnhancedCode& enhanced,
                                                 std::string_view text, std::string_view campaign,
-                                                std::int64_t nowMs) {
+                                                std::int64_t nowMs, std::int64_t sentAtMs) {
   if (rules_ == nullptr || code < 400) {
     return nullptr;
   }
   const ShapingRule* rule = rules_->evaluate(code, enhanced, text);
   if (rule != nullptr) {
-    shaping_.apply(*rule, campaign, nowMs);
+    if (rule->action == ShapingAction::ScaleRate && rateFactor_ >= 1.0) {
+      shapedBaseRate_ = std::max(1.0, observedRate(nowMs));
+    }
+    shaping_.apply(*rule, campaign, nowMs, sentAtMs);
     applyShaping(nowMs);
   }
   return rule;
@@ -200,10 +225,25 @@ void Destination::enqueue(std::vector<DeliveryJob>&& jobs) {
   pump();
 }
 
+void Destination::useSpec(std::shared_ptr<const DestinationSpec> spec) {
+  if (spec == spec_ || spec->key != spec_->key) {
+    return;
+  }
+  bool sameEndpoints = spec->endpoints.size() == spec_->endpoints.size();
+  for (std::size_t i = 0; sameEndpoints && i < spec->endpoints.size(); ++i) {
+    sameEndpoints = spec->endpoints[i].str() == spec_->endpoints[i].str();
+  }
+  spec_ = std::move(spec);
+  if (!sameEndpoints) {
+    endpointFailed_.assign(spec_->endpoints.size(), false);
+  }
+}
+
 void Destination::shutdown() {
   shuttingDown_ = true;
-  // Jobs not yet on a connection stay leased in the store; recovery on the next start
-  // returns them to the queue. Only jobs already in a session finish here.
+  // Jobs not yet on a connection are still in the store's due index (their leases end
+  // with the process), so the next start sends them. Only jobs already in a session
+  // finish here.
   pending_.clear();
   for (auto& c : connections_) {
     if (c->idle()) {
@@ -295,6 +335,7 @@ void Destination::openConnection() {
                                                      spec_->auth, settings_, *this);
   SmtpConnection* raw = connection.get();
   connections_.push_back(std::move(connection));
+  openedAtMs_[raw] = nowMs();
   results_.connectionOpened(spec_->provider);
   raw->start();
 }
@@ -337,10 +378,15 @@ void Destination::jobDone(DeliveryResult&& result) {
     throttle_.onSuccess();  // a rejected recipient is a success for the site
   }
   if (result.replyCode >= 400) {
+    const std::int64_t now = nowMs();
+    // submittedUs is steady-clock time; with an injected clock, count it as sent now.
+    const std::int64_t sentAt = result.job.submittedUs != 0 && !settings_.steadyMs
+                                    ? result.job.submittedUs / kUsPerMs
+                                    : now;
     const ShapingRule* rule =
         throttle_.onReply(result.replyCode, result.enhanced,
                           summaryText(result.reply, result.replyCode, result.enhanced),
-                          result.job.campaign->id(), nowMs());
+                          result.job.campaign->id(), now, sentAt);
     if (rule != nullptr) {
       shaped(*rule, result.job.campaign->id());
     }
@@ -366,6 +412,11 @@ void Destination::connectionFinished(SmtpConnection& connection, const std::stri
   std::shared_ptr<SmtpConnection> doomed(std::move(*it));
   connections_.erase(it);
   loop_.post([doomed] {});
+  std::int64_t openedAt = nowMs();
+  if (auto o = openedAtMs_.find(&connection); o != openedAtMs_.end()) {
+    openedAt = o->second;
+    openedAtMs_.erase(o);
+  }
   results_.connectionClosed(spec_->provider);
 
   if (!error.empty()) {
@@ -388,8 +439,8 @@ void Destination::connectionFinished(SmtpConnection& connection, const std::stri
   const smtp::Reply& siteReply = connection.siteReply();
   if (siteReply.code >= 400) {
     std::string scratch;
-    const ShapingRule* rule = throttle_.onReply(siteReply.code, siteReply.enhanced,
-                                                replyText(siteReply, scratch), {}, nowMs());
+    const ShapingRule* rule = throttle_.onReply(
+        siteReply.code, siteReply.enhanced, replyText(siteReply, scratch), {}, nowMs(), openedAt);
     if (rule != nullptr) {
       shaped(*rule, {});
     }

@@ -28,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/concurrency_window.h"
@@ -63,8 +64,9 @@ class DestinationThrottle {
   // A connection ended with a failure of `scope` (only Site moves the window).
   void onFailure(smtp::FailureScope scope, std::int64_t nowMs);
   // A non-2xx reply: the shaping rule it triggered (now in force), or nullptr.
+  // `sentAtMs`: when the message (or connection) it answers was sent (opened).
   const ShapingRule* onReply(int code, const smtp::EnhancedCode& enhanced, std::string_view text,
-                             std::string_view campaign, std::int64_t nowMs);
+                             std::string_view campaign, std::int64_t nowMs, std::int64_t sentAtMs);
 
   bool suspended(std::int64_t nowMs) const { return shaping_.destinationSuspended(nowMs); }
   bool campaignSuspended(std::string_view campaign, std::int64_t nowMs) const {
@@ -76,6 +78,10 @@ class DestinationThrottle {
 
  private:
   void applyShaping(std::int64_t nowMs);
+  // Sends per second, counted in one-second buckets: the base a rate cut applies to when
+  // no messages_per_second is configured.
+  void noteSent(std::int64_t nowMs);
+  double observedRate(std::int64_t nowMs) const;
 
   DestinationLimits limits_;
   const ShapingRules* rules_;
@@ -85,6 +91,10 @@ class DestinationThrottle {
   ShapingState shaping_;
   double rateFactor_ = 1.0;
   double connectionFactor_ = 1.0;
+  double shapedBaseRate_ = 0;
+  std::int64_t bucketStartMs_ = INT64_MIN / 2;
+  std::int64_t bucketSends_ = 0;
+  std::int64_t lastSecondSends_ = 0;
 };
 
 class Destination : public ConnectionOwner {
@@ -94,6 +104,10 @@ class Destination : public ConnectionOwner {
   ~Destination() override;
 
   void enqueue(std::vector<DeliveryJob>&& jobs);
+  // A fresher resolution of the same site (same key; another domain it serves, or the
+  // same one after its DNS TTL): new connections use its endpoints. Limits, window and
+  // open connections are kept.
+  void useSpec(std::shared_ptr<const DestinationSpec> spec);
   // Stop opening connections; QUIT idle ones, let busy ones finish their jobs.
   void shutdown();
   bool drained() const { return connections_.empty() && pending_.empty(); }
@@ -128,6 +142,9 @@ class Destination : public ConnectionOwner {
   ResultSink& results_;
   std::deque<DeliveryJob> pending_;
   std::vector<std::unique_ptr<SmtpConnection>> connections_;
+  // When each open connection was opened (steady ms): a reply that ends a connection
+  // belongs to the shaping cohort of that moment.
+  std::unordered_map<const SmtpConnection*, std::int64_t> openedAtMs_;
   // Endpoints (in MX preference order) that failed at the site level since they last
   // worked: new connections go to the first endpoint not marked.
   std::vector<bool> endpointFailed_;

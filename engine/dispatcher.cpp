@@ -378,7 +378,7 @@ void Dispatcher::pump() {
         continue;
       }
     }
-    const std::string destination = destinationName(l.record.recipient);
+    std::string destination = siteOf(l.record.recipient);
     auto& held = perDestination_[destination];
     if (held >= perDestinationCap_) {
       if (std::find(capped.begin(), capped.end(), destination) == capped.end()) {
@@ -395,7 +395,7 @@ void Dispatcher::pump() {
       continue;
     }
     ++held;
-    DeliveryJob job{l.id, std::move(l.record), campaign, leasedAtUs};
+    DeliveryJob job{l.id, std::move(l.record), campaign, leasedAtUs, 0, std::move(destination)};
     if (!campaign) {
       finishLocally(std::move(job), smtp::Disposition::Deferred, error);
       continue;
@@ -477,6 +477,29 @@ std::shared_ptr<const campaigns::Campaign> Dispatcher::campaignFor(std::uint32_t
   }
   campaigns_[number] = campaign;
   return campaign;
+}
+
+std::string mxSiteKey(std::vector<std::string> hosts) {
+  for (auto& h : hosts) {
+    std::transform(h.begin(), h.end(), h.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (!h.empty() && h.back() == '.') {
+      h.pop_back();
+    }
+  }
+  std::sort(hosts.begin(), hosts.end());
+  hosts.erase(std::unique(hosts.begin(), hosts.end()), hosts.end());
+  std::string key = "mx:";
+  for (std::size_t h = 0; h < hosts.size(); ++h) {
+    key += (h ? "," : "") + hosts[h];
+  }
+  return key;
+}
+
+std::string Dispatcher::siteOf(const std::string& recipient) const {
+  std::string name = destinationName(recipient);
+  auto it = resolved_.find(name);
+  return it == resolved_.end() ? name : it->second.spec->key;
 }
 
 std::string Dispatcher::destinationName(const std::string& recipient) const {
@@ -584,9 +607,8 @@ void Dispatcher::resolveDomain(const std::string& domain) {
               return;
             }
             auto spec = std::make_shared<DestinationSpec>();
-            spec->key = "mx:";
+            spec->key = mxSiteKey(hosts);
             for (std::size_t h = 0; h < hosts.size(); ++h) {
-              spec->key += (h ? "," : "") + hosts[h];
               for (auto& e : gather->perHost[h]) {
                 spec->endpoints.push_back(e);
                 spec->hostNames.push_back(hosts[h]);
@@ -700,7 +722,7 @@ void Dispatcher::drainResults() {
       options_.onResult(r);
     }
     std::string destination = destinationName(r.job.record.recipient);
-    auto held = perDestination_.find(destination);
+    auto held = perDestination_.find(r.job.site);
     if (held != perDestination_.end() && --held->second <= 0) {
       perDestination_.erase(held);
     }
@@ -739,8 +761,11 @@ void Dispatcher::drainResults() {
               o.record.recipient, "hard bounce (" + info.category + "): " + o.record.lastReply, t});
         }
         break;
-      case smtp::Disposition::Deferred:
-        if (retry_.expired(o.record.createdMs, t)) {
+      case smtp::Disposition::Deferred: {
+        // The campaign's own retry keys (its `retry:`) over the daemon's schedule.
+        const RetrySchedule retry =
+            r.job.campaign ? retry_.overriddenBy(r.job.campaign->retry()) : retry_;
+        if (retry.expired(o.record.createdMs, t)) {
           o.record.state = queue::JobState::Expired;
           info.category = bounceCategoryName(BounceCategory::MessageExpired);
         } else {
@@ -750,9 +775,10 @@ void Dispatcher::drainResults() {
           std::uint64_t seed = (static_cast<std::uint64_t>(o.id.campaign) << 40) ^ o.id.seq ^
                                (static_cast<std::uint64_t>(o.record.attempts) << 56);
           o.record.dueMs =
-              t + retry_.jitteredDelayMs(o.record.attempts, RetrySchedule::unitFromSeed(seed));
+              t + retry.jitteredDelayMs(o.record.attempts, RetrySchedule::unitFromSeed(seed));
         }
         break;
+      }
     }
     attemptInfo_[o.id] = std::move(info);
     outcomes.push_back(std::move(o));

@@ -71,6 +71,11 @@ bool loadPolicy(const campaigns::SalvoConfig& config, DispatcherOptions& options
 
 // Applies the first override matching a destination (its recipient `domain` against
 // `match`, or any of its `mxHosts` against `mx`) to `limits`; false when none matches.
+// The destination key of an MX host set: "mx:" and the host names lowercased, without a
+// final dot, sorted, deduplicated and joined by ',' (so shuffled ties and other domains
+// served by the same hosts give the same key).
+std::string mxSiteKey(std::vector<std::string> hosts);
+
 bool applyLimitOverrides(const std::vector<campaigns::LimitOverrideConfig>& overrides,
                          const std::string& domain, const std::vector<std::string>& mxHosts,
                          DestinationLimits& limits);
@@ -185,11 +190,13 @@ class Dispatcher : public ResultSink {
   std::mutex resultsMutex_;
   std::vector<DeliveryResult> results_;  // from delivery loops, drained on the control loop
 
-  // Head-of-line protection: jobs handed to each destination name (route or domain) and
-  // not yet finished. A destination at its cap gets no more; its further due jobs are
-  // handed back to the queue unattempted, due again after a short delay, so one slow
-  // destination holding most due jobs cannot fill the in-flight window.
-  std::string destinationName(const std::string& recipient) const;
+  // Head-of-line protection: jobs handed to each destination (route, MX site, or a domain
+  // not resolved yet: DeliveryJob::site) and not yet finished. A destination at its cap gets no
+  // more; its further due jobs are handed back to the queue unattempted, due again after a short
+  // delay, so one slow destination holding most due jobs cannot fill the in-flight window.
+  std::string destinationName(const std::string& recipient) const;  // route key or domain
+  // The MX site key of the recipient's destination once resolved, else destinationName().
+  std::string siteOf(const std::string& recipient) const;
   std::unordered_map<std::string, std::int64_t> perDestination_;
   std::int64_t perDestinationCap_ = 0;
   // Saturated destinations the due scan waits for (see pump()), and until when at most.

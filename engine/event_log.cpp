@@ -4,12 +4,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -66,6 +69,9 @@ void writeCsvRow(std::ostream& out, const DeliveryEvent& e) {
       << ',' << (e.hard ? "true" : "false") << ',' << e.attempt << ','
       << (e.queuedMs != 0 ? formatEventTime(e.queuedMs) : "") << "\r\n";
 }
+
+constexpr std::string_view kSubmittedDir = "submitted";
+constexpr std::string_view kSubmittedSuffix = ".jsonl";
 
 constexpr const char* kCsvHeader =
     "time,type,campaign,recipient,destination,mx_host,tls,reply_code,enhanced_code,reply,"
@@ -357,13 +363,123 @@ std::vector<std::string> eventLogFiles(const std::string& path, int keepFiles) {
   return out;
 }
 
+std::string eventLogPathIn(const std::string& dataDir) {
+  return (std::filesystem::path(dataDir) / "events" / "events.jsonl").string();
+}
+
+std::string submitEventsPath(const std::string& path, std::string_view campaign) {
+  return (std::filesystem::path(path).parent_path() / kSubmittedDir /
+          fmt::format("{}{}", campaign, kSubmittedSuffix))
+      .string();
+}
+
+std::vector<std::string> allEventFiles(const std::string& path, int keepFiles,
+                                       std::string_view campaign) {
+  std::vector<std::string> out;
+  if (!campaign.empty()) {
+    std::string one = submitEventsPath(path, campaign);
+    struct stat st {};
+    if (::stat(one.c_str(), &st) == 0) {
+      out.push_back(std::move(one));
+    }
+  } else {
+    std::error_code ec;
+    const auto dir = std::filesystem::path(path).parent_path() / kSubmittedDir;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.size() > kSubmittedSuffix.size() &&
+          name.compare(name.size() - kSubmittedSuffix.size(), std::string::npos,
+                       kSubmittedSuffix) == 0) {
+        out.push_back(entry.path().string());
+      }
+    }
+    std::sort(out.begin(), out.end());
+  }
+  for (std::string& f : eventLogFiles(path, keepFiles)) {
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+SubmitEvents::SubmitEvents(std::string logPath, std::string campaign) {
+  if (!logPath.empty()) {
+    published_ = submitEventsPath(logPath, campaign);
+    temporary_ = published_ + ".tmp";
+  }
+}
+
+SubmitEvents::~SubmitEvents() {
+  if (!committed_) {
+    discard();
+  }
+}
+
+bool SubmitEvents::append(DeliveryEvent event, std::string& error) {
+  if (published_.empty()) {
+    return true;
+  }
+  if (!log_) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(temporary_).parent_path(), ec);
+    ::unlink(temporary_.c_str());  // left by a submit that was interrupted
+    EventLogOptions options;
+    options.path = temporary_;
+    options.maxFileBytes = std::numeric_limits<std::uint64_t>::max();
+    options.keepFiles = 0;
+    log_ = EventLog::open(std::move(options), error);
+    if (!log_) {
+      return false;
+    }
+  }
+  log_->append(std::move(event));
+  return true;
+}
+
+bool SubmitEvents::commit(std::string& error) {
+  if (published_.empty()) {
+    return true;
+  }
+  if (!log_) {
+    // Nothing suppressed this time: no earlier run's file may speak for this campaign.
+    ::unlink(published_.c_str());
+    committed_ = true;
+    return true;
+  }
+  const bool written = log_->flush();
+  if (!written) {
+    error = log_->error();
+  }
+  log_.reset();
+  if (!written) {
+    return false;
+  }
+  if (::rename(temporary_.c_str(), published_.c_str()) != 0) {
+    error = fmt::format("event log {}: cannot publish as {}: {}", temporary_, published_,
+                        std::strerror(errno));
+    return false;
+  }
+  committed_ = true;
+  return true;
+}
+
+void SubmitEvents::discard() {
+  if (published_.empty()) {
+    return;
+  }
+  log_.reset();
+  ::unlink(temporary_.c_str());
+  if (committed_) {
+    ::unlink(published_.c_str());
+  }
+}
+
 bool exportCampaignEvents(const std::string& path, int keepFiles, std::string_view campaign,
                           ExportFormat format, std::ostream& out, ExportStats& stats,
                           std::string& error) {
   if (format == ExportFormat::Csv) {
     out << kCsvHeader;
   }
-  for (const std::string& file : eventLogFiles(path, keepFiles)) {
+  for (const std::string& file : allEventFiles(path, keepFiles, campaign)) {
     std::ifstream in(file, std::ios::binary);
     if (!in) {
       error = fmt::format("{}: cannot read: {}", file, std::strerror(errno));

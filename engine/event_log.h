@@ -5,6 +5,11 @@
 // fsync'd: the queue (RocksDB) is the record of truth, this log is for people and tools.
 // Rotation keeps `keepFiles` older files as PATH.1 (newest) .. PATH.N. The reader exports
 // one campaign's events, oldest first, as CSV or JSON Lines (`salvo events CAMPAIGN`).
+// One writer per file: the daemon alone writes PATH. A submit (run by the CLI, or by the
+// daemon's control thread when a daemon holds the queue) writes the events it produces --
+// recipients skipped because they are suppressed -- to a file of its own beside the log,
+// DIR/submitted/CAMPAIGN.jsonl (SubmitEvents), published by a rename once complete. Readers
+// take the submits' files first: a campaign's submit happens before any of its deliveries.
 #pragma once
 
 #include <condition_variable>
@@ -100,6 +105,43 @@ class EventLog {
 
 // The files of a log, oldest first (PATH.N .. PATH.1, PATH), those that exist.
 std::vector<std::string> eventLogFiles(const std::string& path, int keepFiles);
+
+// The event log of a data directory: DATA_DIR/events/events.jsonl.
+std::string eventLogPathIn(const std::string& dataDir);
+// Where the submit of `campaign` (a valid campaign id) publishes its events, beside the
+// log at `path`: DIR/submitted/CAMPAIGN.jsonl.
+std::string submitEventsPath(const std::string& path, std::string_view campaign);
+// Every file holding events of the log at `path`, oldest first: the submits' files (only
+// `campaign`'s when one is given, else all, by name), then eventLogFiles().
+std::vector<std::string> allEventFiles(const std::string& path, int keepFiles,
+                                       std::string_view campaign = {});
+
+// The events of one submit, for one campaign. They go to submitEventsPath() + ".tmp"
+// through an EventLog of their own (never rotated: one submit's file is bounded by its
+// recipients), opened at the first event. commit() publishes the file by renaming it over
+// any earlier one of the campaign (a submit interrupted and run again) -- or, with no
+// events, removes that earlier one. discard() (and the destructor, before commit) removes
+// what was written. An empty `logPath` disables it: every call succeeds, nothing is written.
+class SubmitEvents {
+ public:
+  SubmitEvents(std::string logPath, std::string campaign);
+  ~SubmitEvents();
+  SubmitEvents(const SubmitEvents&) = delete;
+  SubmitEvents& operator=(const SubmitEvents&) = delete;
+
+  // false and `error` (naming the file) when the file cannot be created.
+  bool append(DeliveryEvent event, std::string& error);
+  // Waits for the writes and publishes. false and `error` when a write or the rename failed.
+  bool commit(std::string& error);
+  // Removes the temporary file and, after commit(), the published one.
+  void discard();
+
+ private:
+  std::string published_;  // "" when disabled
+  std::string temporary_;
+  std::unique_ptr<EventLog> log_;
+  bool committed_ = false;
+};
 
 enum class ExportFormat { Csv, JsonLines };
 

@@ -44,7 +44,7 @@ bool summarizeEvents(const std::string& path, int keepFiles, const ProviderTable
                      std::string& error) {
   // campaign -> recipient -> latest event
   std::map<std::string, std::unordered_map<std::string, Latest>> latest;
-  for (const std::string& file : eventLogFiles(path, keepFiles)) {
+  for (const std::string& file : allEventFiles(path, keepFiles)) {
     std::ifstream in(file, std::ios::binary);
     if (!in) {
       error = fmt::format("{}: cannot read: {}", file, std::strerror(errno));

@@ -1,7 +1,8 @@
 // EventSummary: what `salvo status` shows beyond the queue's counters, read from the event
 // log: per campaign, each recipient's latest outcome counted by provider, and the top
 // reasons among recipients whose latest event is a deferral (jobs waiting for a retry).
-// Contract: reads the log's files once, oldest first; a recipient's later event replaces
+// Contract: reads the log's files once, oldest first (the submits' files first:
+// recipients suppressed at submit); a recipient's later event replaces
 // its earlier ones. Providers come from the MX host of each event through the provider
 // table (routes and unknown hosts are "other"). Reasons are the reply with addresses
 // ("<...>") elided, so one reason groups every recipient it was given to.

@@ -29,6 +29,13 @@ bool RetrySchedule::expired(std::int64_t createdMs, std::int64_t nowMs) const {
   return nowMs - createdMs >= static_cast<std::int64_t>(config_.maxAgeSec) * 1000;
 }
 
+RetrySchedule RetrySchedule::overriddenBy(const campaigns::RetryOverride& campaign) const {
+  if (campaign.empty()) {
+    return *this;
+  }
+  return RetrySchedule(campaign.over(config_), jitter_);
+}
+
 double RetrySchedule::unitFromSeed(std::uint64_t seed) {
   std::uint64_t z = seed + 0x9E3779B97F4A7C15ULL;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;

@@ -4,6 +4,8 @@
 // than maxAge when it defers again expires instead. The jittered variant spreads retries
 // by +-jitter (default 10%) around that delay so that jobs deferred together (a site that
 // was down) do not all come back in the same second; the caller supplies the random value.
+// A campaign may set its own schedule (its `retry:` key): overriddenBy() gives the daemon's
+// schedule with the keys that campaign sets replaced, and the same jitter.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +28,9 @@ class RetrySchedule {
   std::int64_t jitteredDelayMs(std::uint32_t attempts, double unit) const;
   // True when a job created at `createdMs` must not be retried any more at `nowMs`.
   bool expired(std::int64_t createdMs, std::int64_t nowMs) const;
+  // This schedule with the keys `campaign` sets replaced (itself when it sets none).
+  RetrySchedule overriddenBy(const campaigns::RetryOverride& campaign) const;
+  const campaigns::RetryConfig& config() const { return config_; }
 
   // A well-spread value in [0, 1) from any 64-bit seed (splitmix64), for callers that
   // want jitter derived from a job's identity and attempt rather than a generator.

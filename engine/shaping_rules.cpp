@@ -238,11 +238,16 @@ std::optional<ShapingRules> ShapingRules::fromYaml(const YAML::Node& root,
   return s;
 }
 
-void ShapingState::apply(const ShapingRule& rule, std::string_view campaign, std::int64_t nowMs) {
+void ShapingState::apply(const ShapingRule& rule, std::string_view campaign, std::int64_t nowMs,
+                         std::int64_t sentAtMs) {
   const std::int64_t until = nowMs + rule.durationMs;
   const auto scale = [&](Scaled& s) {
+    if (nowMs < s.untilMs && sentAtMs < s.cutAtMs) {
+      return;  // sent before the last cut: the cohort that cut
+    }
     s.factor = std::max(kMinFactor, current(s, nowMs) * rule.factor);
-    s.untilMs = std::max(s.untilMs, until);
+    s.cutAtMs = nowMs;
+    s.untilMs = until;
   };
   switch (rule.action) {
     case ShapingAction::SuspendDestination:

@@ -70,17 +70,25 @@ class ShapingRules {
   std::vector<ReplyMatcher> matchers_;
 };
 
-// The shaping actions in force at one destination. Scaling compounds: two "halve the
-// rate" hits make a quarter (never below kMinFactor), and each hit extends the period to
-// at least now + duration; when the period ends the factor returns to 1 at once (the
-// rate limiter and the concurrency window then ramp up on their own). Suspensions extend
-// the same way.
+// The shaping actions in force at one destination. Scaling is a multiplicative cut with
+// a linear recovery (AIMD, as TCP does): a hit multiplies the current factor by the
+// rule's factor (never below kMinFactor), and the factor then climbs back linearly to 1
+// over the rule's duration. A reply to a message sent before the last cut belongs to the
+// cohort that cut (it was sent at the old rate) and does not cut again, so a burst of
+// 421s halves the rate once per round trip, not once per message or connection.
+// Suspensions extend to at least now + duration.
 class ShapingState {
  public:
-  static constexpr double kMinFactor = 1.0 / 64;
+  // The deepest cut: an eighth of the configured (or observed) rate or connections. Replies
+  // that keep coming at that level are not a rate problem (a per-connection message cap,
+  // say): cutting further would only starve the destination; a suspend rule is the tool
+  // for a provider that wants nothing at all for a while.
+  static constexpr double kMinFactor = 1.0 / 8;
 
-  // `campaign` names the campaign of the reply (for SuspendCampaign).
-  void apply(const ShapingRule& rule, std::string_view campaign, std::int64_t nowMs);
+  // `campaign` names the campaign of the reply (for SuspendCampaign); `sentAtMs` is when
+  // the message (or connection) the reply answers was sent (opened), on the same clock.
+  void apply(const ShapingRule& rule, std::string_view campaign, std::int64_t nowMs,
+             std::int64_t sentAtMs);
 
   bool destinationSuspended(std::int64_t nowMs) const { return nowMs < suspendedUntilMs_; }
   bool campaignSuspended(std::string_view campaign, std::int64_t nowMs) const;
@@ -91,11 +99,20 @@ class ShapingState {
 
  private:
   struct Scaled {
-    double factor = 1.0;
-    std::int64_t untilMs = 0;
+    double factor = 1.0;  // at cutAtMs
+    std::int64_t cutAtMs = 0;
+    std::int64_t untilMs = 0;  // back to 1
   };
   static double current(const Scaled& s, std::int64_t nowMs) {
-    return nowMs < s.untilMs ? s.factor : 1.0;
+    if (nowMs >= s.untilMs) {
+      return 1.0;
+    }
+    if (nowMs <= s.cutAtMs) {
+      return s.factor;
+    }
+    double progress =
+        static_cast<double>(nowMs - s.cutAtMs) / static_cast<double>(s.untilMs - s.cutAtMs);
+    return s.factor + (1.0 - s.factor) * progress;
   }
 
   std::int64_t suspendedUntilMs_ = 0;

@@ -11,6 +11,8 @@ namespace salvo::engine {
 
 namespace {
 
+constexpr std::size_t kEncodingRoom = 2048;
+
 std::int64_t wallClockMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -67,6 +69,10 @@ void SmtpConnection::submit(DeliveryJob&& job) {
   envelope.tag = nextTag_++;
   envelope.mailFrom = campaign.envelopeFrom(identity);
   envelope.rcptTo = job.record.recipient;
+  // The session sends the encoded body from this buffer as it is and appends the next
+  // transaction's MAIL/RCPT/DATA to it: room for those (and for dot-stuffing) spares a
+  // reallocation and a copy of the whole message.
+  envelope.data.reserve(rendered_.size() + kEncodingRoom);
   std::string error;
   if (!smtp::encodeBody(rendered_, envelope.data, error)) {
     // A message we must not put on the wire is a permanent, message-scope failure.
@@ -288,6 +294,10 @@ void SmtpConnection::trace(std::string_view line) {
   if (logEnabled(LogLevel::Debug)) {
     logLine(LogLevel::Debug, endpoint_.str() + " " + std::string(line));
   }
+}
+
+bool SmtpConnection::tracing() const {
+  return logEnabled(LogLevel::Debug);
 }
 
 }  // namespace salvo::engine

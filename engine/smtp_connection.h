@@ -72,6 +72,7 @@ class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
   void startTls() override;
   void finished(const std::string& error, smtp::FailureScope scope) override;
   void trace(std::string_view line) override;
+  bool tracing() const override;
 
  private:
   void armTimer();

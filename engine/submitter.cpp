@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "campaigns/campaign.h"
+#include "engine/event_log.h"
 
 namespace salvo::engine {
 
@@ -26,7 +27,8 @@ int exitCodeFor(const queue::Status& status) {
 
 }  // namespace
 
-SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std::int64_t nowMs) {
+SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std::int64_t nowMs,
+                            const std::string& eventLogPath) {
   SubmitResult result;
   auto& diags = result.diagnostics;
   std::uint64_t expected = 0;
@@ -67,11 +69,17 @@ SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std
   }
   result.campaignNumber = number;
 
+  // Published only together with the jobs: a failed submit leaves no events either.
+  SubmitEvents events(eventLogPath, campaign.id());
   auto fail = [&](int code, const std::string& message) {
     diags.add(path, 0, 0, message, code);
+    events.discard();
     auto undo = store.abortCampaign(number);
     if (!undo.isOk()) {
-      diags.add(path, 0, 0, "could not remove the partly written campaign: " + undo.message(),
+      // Still Loading, so never delivered: the next writer to open the store purges it.
+      diags.add(path, 0, 0,
+                "could not remove the partly written campaign now (" + undo.message() +
+                    "); it is removed the next time the queue is opened for writing",
                 campaigns::kExitIoErr);
     }
     result.exitCode = code;
@@ -88,6 +96,7 @@ SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std
   std::uint64_t read = 0;     // recipients, suppressed ones included
   std::uint64_t suppressed = 0;
   campaigns::Recipient recipient;
+  std::string error;
   // A scheduled campaign's jobs become due at start_at; the retry schedule's maximum age
   // counts from then too.
   const std::int64_t dueMs = std::max(nowMs, campaign.startAtMs());
@@ -101,8 +110,17 @@ SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std
   };
   while (reader->next(recipient, diags)) {
     ++read;
-    if (store.suppressed(recipient.email)) {
+    if (auto entry = store.suppressed(recipient.email)) {
       ++suppressed;
+      DeliveryEvent e;
+      e.type = EventType::Suppressed;
+      e.timeMs = nowMs;
+      e.campaign = campaign.id();
+      e.recipient = std::move(recipient.email);
+      e.reply = "suppressed: " + entry->reason + " (skipped at submit)";
+      if (!events.append(std::move(e), error)) {
+        return fail(campaigns::kExitIoErr, "suppressed recipients: " + error);
+      }
       continue;
     }
     queue::JobRecord job;
@@ -130,6 +148,9 @@ SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std
                                              std::to_string(read) + " read)");
   }
   status = flush();
+  if (status.isOk() && !events.commit(error)) {
+    return fail(campaigns::kExitIoErr, "suppressed recipients: " + error);
+  }
   if (status.isOk()) {
     status = store.finishCampaign(number, read, suppressed);
   }
@@ -152,6 +173,20 @@ int exitCodeForControl(const queue::Status& status) {
     case queue::Status::Code::InvalidArgument:
     case queue::Status::Code::AlreadyExists:
       return campaigns::kExitDataErr;
+    case queue::Status::Code::Busy:
+      return campaigns::kExitTempFail;
+    default:
+      return campaigns::kExitIoErr;
+  }
+}
+
+// The store could not be opened: a data directory that is missing (66), held by a daemon
+// (75), or anything else, such as a file in its place, a read-only or full file system or
+// a corrupt store (74). As `salvo status` and `salvo run` report the same failures.
+int exitCodeForOpen(const queue::Status& status) {
+  switch (status.code()) {
+    case queue::Status::Code::NotFound:
+      return campaigns::kExitNoInput;
     case queue::Status::Code::Busy:
       return campaigns::kExitTempFail;
     default:
@@ -250,7 +285,7 @@ queue::ControlReply applySuppress(const queue::ControlRequest& request, queue::J
 }  // namespace
 
 queue::ControlReply applyCommand(const queue::ControlRequest& request, queue::JobStore& store,
-                                 std::int64_t nowMs) {
+                                 std::int64_t nowMs, const std::string& dataDir) {
   if (request.op.rfind("suppress-", 0) == 0) {
     return applySuppress(request, store, nowMs);
   }
@@ -261,7 +296,7 @@ queue::ControlReply applyCommand(const queue::ControlRequest& request, queue::Jo
   const std::string& arg = request.args[0];
   queue::ControlReply reply;
   if (request.op == "submit") {
-    auto result = submitCampaign(arg, store, nowMs);
+    auto result = submitCampaign(arg, store, nowMs, eventLogPathIn(dataDir));
     if (result.exitCode != 0) {
       for (const auto& d : result.diagnostics.items()) {
         reply.err += d.str() + "\n";
@@ -321,14 +356,14 @@ queue::ControlReply runCommand(const std::string& dataDir, queue::ControlRequest
     if (!store) {
       return std::nullopt;
     }
-    return applyCommand(request, *store, clock());
+    return applyCommand(request, *store, clock(), dataDir);
   };
   queue::Status status;
   if (auto reply = direct(status)) {
     return *reply;
   }
   if (status.code() != queue::Status::Code::Busy) {
-    return failure(exitCodeForControl(status), "queue: " + status.message());
+    return failure(exitCodeForOpen(status), "queue: " + status.message());
   }
   // A daemon holds the store: hand the request to it.
   queue::ControlSpool spool(dataDir);
@@ -355,7 +390,7 @@ queue::ControlReply runCommand(const std::string& dataDir, queue::ControlRequest
       if (auto reply = direct(status)) {
         return *reply;
       }
-      return failure(exitCodeForControl(status),
+      return failure(exitCodeForOpen(status),
                      fmt::format("queue: {} (and it did not pick up the request within {} s)",
                                  status.message(), kPickupWaitMs / 1000));
     }
@@ -365,7 +400,7 @@ queue::ControlReply runCommand(const std::string& dataDir, queue::ControlRequest
 
 ControlServer::ControlServer(queue::JobStore& store, const std::string& dataDir,
                              std::function<std::int64_t()> clock, std::uint32_t pollMs)
-    : store_(store), spool_(dataDir), clock_(std::move(clock)), pollMs_(pollMs) {
+    : store_(store), dataDir_(dataDir), spool_(dataDir), clock_(std::move(clock)), pollMs_(pollMs) {
   spool_.removeLeftovers();
   thread_ = std::thread([this] { loop(); });
 }
@@ -390,7 +425,7 @@ void ControlServer::loop() {
   while (!stopping_) {
     lock.unlock();
     for (const auto& request : spool_.claim()) {
-      auto reply = applyCommand(request, store_, clock_());
+      auto reply = applyCommand(request, store_, clock_(), dataDir_);
       auto st = spool_.answer(request, reply);
       if (!st.isOk()) {
         std::fprintf(stderr, "salvo: control: %s\n", st.message().c_str());

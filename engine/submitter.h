@@ -31,7 +31,11 @@ struct SubmitResult {
   campaigns::Diagnostics diagnostics;  // when exitCode != 0
 };
 
-SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std::int64_t nowMs);
+// Recipients skipped because they are suppressed become `suppressed` events, published
+// beside the event log at `eventLogPath` (engine/event_log.h: SubmitEvents) with the jobs;
+// "" = only counted.
+SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std::int64_t nowMs,
+                            const std::string& eventLogPath = "");
 
 // --- commands that change the queue, with or without a running daemon ---
 // `salvo submit|pause|resume|cancel` go through runCommand(): it opens the store and
@@ -42,9 +46,10 @@ SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std
 // "resume", "cancel", "purge" (args: campaign name), "suppress-add" (address [reason]),
 // "suppress-remove" (address), "suppress-list", "suppress-import" (absolute file path:
 // "address[,reason]" lines). Suppressed recipients are skipped at submit (counted as
-// suppressed) and again when due (the dispatcher).
+// suppressed, and `suppressed` events in the data directory's event log: `dataDir`) and
+// again when due (the dispatcher).
 queue::ControlReply applyCommand(const queue::ControlRequest& request, queue::JobStore& store,
-                                 std::int64_t nowMs);
+                                 std::int64_t nowMs, const std::string& dataDir);
 queue::ControlReply runCommand(const std::string& dataDir, queue::ControlRequest request,
                                const std::function<std::int64_t()>& clock);
 
@@ -61,6 +66,7 @@ class ControlServer {
  private:
   void loop();
   queue::JobStore& store_;
+  std::string dataDir_;
   queue::ControlSpool spool_;
   std::function<std::int64_t()> clock_;
   std::uint32_t pollMs_;

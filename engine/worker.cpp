@@ -32,6 +32,8 @@ void Worker::deliver(const std::shared_ptr<const DestinationSpec>& spec,
   if (!destination) {
     destination = std::make_unique<Destination>(loop_, spec, settings_, results_);
     destination->onDrained = [this] { checkDrained(); };
+  } else {
+    destination->useSpec(spec);
   }
   destination->enqueue(std::move(jobs));
 }

@@ -113,6 +113,8 @@ class ScriptedSink : public smtp::SessionSink {
   void ready() override { isReady = true; }
   void startTls() override {}
   void finished(const std::string&, smtp::FailureScope) override { isFinished = true; }
+  // As SmtpConnection below the debug log level: no trace lines are built.
+  bool tracing() const override { return false; }
 
   std::size_t sent = 0;
   std::uint64_t delivered = 0;

@@ -141,6 +141,8 @@ class SessionSink {
   // One line per state transition, command, reply and result, for debugging. Must not call
   // back into the session.
   virtual void trace(std::string_view /*line*/) {}
+  // Whether trace() wants its lines now; when false the session does not build them.
+  virtual bool tracing() const { return true; }
 };
 
 // Reentrancy: the sink is called only at the end of an entry point, never from the middle

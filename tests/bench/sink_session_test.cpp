@@ -83,6 +83,18 @@ class Recorder : public SinkSessionEvents {
     refused.emplace_back(std::string(address), permanent);
   }
   void onQuit() override { ++quits; }
+  MailAdmission onMail() override {
+    ++mails;
+    return mails > admitMails ? overAdmission : MailAdmission::Accept;
+  }
+  void onDrop() override { ++drops; }
+  void onFault(SinkFault fault) override { faults.push_back(fault); }
+
+  int mails = 0;
+  int admitMails = 1 << 30;  // onMail() accepts this many, then answers overAdmission
+  MailAdmission overAdmission = MailAdmission::Accept;
+  int drops = 0;
+  std::vector<SinkFault> faults;
 };
 
 enum class Slicing { Whole, ByteAtATime, Chunks };
@@ -535,6 +547,263 @@ TEST(SinkSessionCostTest, NoAllocationPerMessageOnceWarm) {
   gCounting = false;
   EXPECT_EQ(gAllocations, 0U);
   EXPECT_EQ(events.messages, 52U);
+}
+
+// --- fault injection ---
+
+// MAIL, then one RCPT per address, as one pipelined group.
+std::string rcptGroup(const std::vector<std::string>& addresses) {
+  std::string in = "EHLO c\r\nMAIL FROM:<s@origin.example>\r\n";
+  for (const auto& a : addresses) {
+    in += "RCPT TO:<" + a + ">\r\n";
+  }
+  return in;
+}
+
+std::vector<std::string> addresses(const std::string& domain, int n) {
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back("user" + std::to_string(i) + "@" + domain);
+  }
+  return out;
+}
+
+std::size_t countOf(std::string_view text, std::string_view needle) {
+  std::size_t n = 0;
+  for (std::size_t p = text.find(needle); p != std::string_view::npos;
+       p = text.find(needle, p + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+TEST(FaultHashTest, IsDeterministicAndInTheUnitInterval) {
+  EXPECT_EQ(faultHash(1, "a@b.example"), faultHash(1, "a@b.example"));
+  EXPECT_NE(faultHash(1, "a@b.example"), faultHash(2, "a@b.example"));
+  EXPECT_NE(faultHash(1, "a@b.example"), faultHash(1, "c@b.example"));
+  double sum = 0;
+  for (int i = 0; i < 1000; ++i) {
+    double u = faultHash(7, "r" + std::to_string(i));
+    ASSERT_GE(u, 0.0);
+    ASSERT_LT(u, 1.0);
+    sum += u;
+  }
+  EXPECT_NEAR(sum / 1000, 0.5, 0.05);  // spread, not stuck at one end
+}
+
+TEST_P(SinkSessionTest, RejectFractionFollowsTheAddressHash) {
+  rules_.faults = {DomainFaults{{}, 0, 0.3}};
+  rules_.seed = 42;
+  const auto rcpts = addresses("d.example", 200);
+  std::string expected = std::string(kEhloReply) + "250 2.1.0 Ok\r\n";
+  std::size_t rejected = 0;
+  for (const auto& a : rcpts) {
+    if (faultHash(42, a) < 0.3) {
+      expected += "550 5.1.1 <" + a + ">: recipient address rejected: user unknown\r\n";
+      ++rejected;
+    } else {
+      expected += "250 2.1.5 Ok\r\n";
+    }
+  }
+  EXPECT_EQ(run(rcptGroup(rcpts)), expected);
+  EXPECT_GT(rejected, 30U);  // the seed gives 0.3 of 200, give or take
+  EXPECT_LT(rejected, 90U);
+  EXPECT_EQ(events_.faults, std::vector<SinkFault>(rejected, SinkFault::Rejected5xx));
+  EXPECT_TRUE(events_.refused.empty());  // the substring rules' counter is not touched
+}
+
+TEST_P(SinkSessionTest, DeferFractionIsReproducibleForASeed) {
+  rules_.faults = {DomainFaults{{}, 0.5, 0}};
+  rules_.seed = 9;
+  const auto rcpts = addresses("d.example", 100);
+  std::string first = run(rcptGroup(rcpts));
+  std::size_t deferred = countOf(first, "451 4.7.1 <");
+  EXPECT_EQ(deferred + countOf(first, "250 2.1.5 Ok"), 100U);
+  EXPECT_GT(deferred, 20U);
+  EXPECT_LT(deferred, 80U);
+  EXPECT_NE(first.find("451 4.7.1 <user"), std::string::npos);
+  EXPECT_NE(first.find(">: temporarily deferred, try again later\r\n"), std::string::npos);
+  EXPECT_EQ(events_.faults.size(), deferred);
+
+  events_ = Recorder{};
+  EXPECT_EQ(run(rcptGroup(rcpts)), first);  // same seed, same answers, any slicing
+  events_ = Recorder{};
+  rules_.seed = 10;
+  EXPECT_NE(run(rcptGroup(rcpts)), first);
+}
+
+TEST_P(SinkSessionTest, FaultTableIsPerDomainFirstMatchWins) {
+  rules_.faults = {DomainFaults{{"gmail", "googlemail"}, 0, 1.0}, DomainFaults{{}, 1.0, 0}};
+  std::string replies =
+      run(rcptGroup({"a@gmail.com", "b@googlemail.com", "c@other.example", "d@mx.gmail.example"}));
+  EXPECT_EQ(replies, std::string(kEhloReply) +
+                         "250 2.1.0 Ok\r\n"
+                         "550 5.1.1 <a@gmail.com>: recipient address rejected: user unknown\r\n"
+                         "550 5.1.1 <b@googlemail.com>: recipient address rejected: user "
+                         "unknown\r\n"
+                         "451 4.7.1 <c@other.example>: temporarily deferred, try again later\r\n"
+                         "550 5.1.1 <d@mx.gmail.example>: recipient address rejected: user "
+                         "unknown\r\n");
+  EXPECT_EQ(events_.faults,
+            (std::vector<SinkFault>{SinkFault::Rejected5xx, SinkFault::Rejected5xx,
+                                    SinkFault::Deferred4xx, SinkFault::Rejected5xx}));
+}
+
+TEST_P(SinkSessionTest, DomainWithoutAnEntryGetsNoFaults) {
+  rules_.faults = {DomainFaults{{"yahoo"}, 1.0, 0}};
+  EXPECT_EQ(run(rcptGroup({"a@other.example"})),
+            std::string(kEhloReply) + "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
+  EXPECT_TRUE(events_.faults.empty());
+}
+
+const char* kTwoMessages =
+    "EHLO c\r\n"
+    "MAIL FROM:<s@x>\r\nRCPT TO:<r@y>\r\nDATA\r\none\r\n.\r\n"
+    "MAIL FROM:<s@x>\r\nRCPT TO:<r@y>\r\nDATA\r\ntwo\r\n.\r\n"
+    "QUIT\r\n";
+
+TEST_P(SinkSessionTest, DropAfterClosesWithoutAnsweringTheNextMail) {
+  rules_.dropAfter = 1;
+  // The first message is answered (its 250 goes out); the second MAIL gets nothing.
+  EXPECT_EQ(run(kTwoMessages), std::string(kEhloReply) +
+                                   "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+                                   "354 End data with <CR><LF>.<CR><LF>\r\n"
+                                   "250 2.0.0 Ok: queued\r\n");
+  EXPECT_EQ(events_.messages.size(), 1U);
+  EXPECT_EQ(events_.drops, 1);
+  EXPECT_EQ(events_.quits, 0);
+  EXPECT_EQ(events_.faults, std::vector<SinkFault>{SinkFault::Dropped});
+  EXPECT_EQ(lastState_, SinkSession::State::Closed);
+}
+
+TEST_P(SinkSessionTest, RateLimitedMailGets421AndTheSessionEnds) {
+  events_.admitMails = 1;
+  events_.overAdmission = MailAdmission::RateLimited;
+  EXPECT_EQ(run(kTwoMessages), std::string(kEhloReply) +
+                                   "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+                                   "354 End data with <CR><LF>.<CR><LF>\r\n"
+                                   "250 2.0.0 Ok: queued\r\n"
+                                   "421 4.7.0 rate limited, slow down\r\n");
+  EXPECT_EQ(events_.messages.size(), 1U);
+  EXPECT_EQ(events_.quits, 1);
+  EXPECT_EQ(events_.mails, 2);
+  EXPECT_EQ(lastState_, SinkSession::State::Closed);
+}
+
+TEST_P(SinkSessionTest, OwnerMayDropAtMail) {
+  events_.admitMails = 0;
+  events_.overAdmission = MailAdmission::Drop;
+  EXPECT_EQ(run(kTwoMessages), kEhloReply);
+  EXPECT_EQ(events_.drops, 1);
+  EXPECT_TRUE(events_.messages.empty());
+}
+
+TEST_P(SinkSessionTest, OnMailIsAskedOnlyForAWellFormedMail) {
+  run("MAIL FROM:<a@x>\r\nEHLO c\r\nMAIL FROM:bad\r\nMAIL FROM:<a@x> FOO=1\r\n");
+  EXPECT_EQ(events_.mails, 0);
+}
+
+TEST_P(SinkSessionTest, ConnectionLimit421IsCountedAsAFault) {
+  rules_.reply421Every = 1;
+  EXPECT_EQ(run(kTwoMessages), std::string(kEhloReply) +
+                                   "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+                                   "354 End data with <CR><LF>.<CR><LF>\r\n"
+                                   "250 2.0.0 Ok: queued\r\n"
+                                   "421 4.7.0 too many messages on this connection, closing\r\n");
+  EXPECT_EQ(events_.faults, std::vector<SinkFault>{SinkFault::ConnectionLimit});
+  EXPECT_EQ(events_.quits, 1);
+}
+
+// --- CHUNKING (BDAT) ---
+
+const char* kEhloChunking =
+    "250-salvo-sink\r\n"
+    "250-PIPELINING\r\n"
+    "250-SIZE 67108864\r\n"
+    "250-8BITMIME\r\n"
+    "250-ENHANCEDSTATUSCODES\r\n"
+    "250-CHUNKING\r\n"
+    "250 SMTPUTF8\r\n";
+
+TEST_P(SinkSessionTest, BdatIsRefusedUnlessChunkingIsOn) {
+  EXPECT_EQ(run("EHLO c\r\nBDAT 0 LAST\r\n"),
+            std::string(kEhloReply) + "502 5.5.1 command not implemented\r\n");
+}
+
+TEST_P(SinkSessionTest, BdatChunksMakeOneMessage) {
+  rules_.chunking = true;
+  // Chunks are raw octets: a line with a lone dot and a CRLF.CRLF are data, not an end.
+  const std::string first = "Subject: x\r\n\r\n.\r\n";
+  const std::string second = "..two\r\n.\r\n";
+  std::string replies = run("EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT " +
+                            std::to_string(first.size()) + "\r\n" + first + "BDAT " +
+                            std::to_string(second.size()) + " LAST\r\n" + second + "QUIT\r\n");
+  EXPECT_EQ(replies, std::string(kEhloChunking) + "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n" +
+                         "250 2.0.0 " + std::to_string(first.size()) + " octets received\r\n" +
+                         "250 2.0.0 Ok: queued\r\n221 2.0.0 Bye\r\n");
+  ASSERT_EQ(events_.messages.size(), 1U);
+  EXPECT_EQ(events_.messages[0].data, first + second);
+  EXPECT_EQ(events_.messages[0].size, first.size() + second.size());
+}
+
+TEST_P(SinkSessionTest, BdatZeroLastEndsTheMessage) {
+  rules_.chunking = true;
+  std::string replies =
+      run("EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 3\r\nabcBDAT 0 LAST\r\n");
+  EXPECT_EQ(replies, std::string(kEhloChunking) +
+                         "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 3 octets received\r\n"
+                         "250 2.0.0 Ok: queued\r\n");
+  ASSERT_EQ(events_.messages.size(), 1U);
+  EXPECT_EQ(events_.messages[0].data, "abc");
+  EXPECT_EQ(lastState_, SinkSession::State::Idle);
+}
+
+TEST_P(SinkSessionTest, FailedBdatStillConsumesItsChunk) {
+  rules_.chunking = true;
+  rules_.rejectRcpt = {"bad"};
+  // Out of sequence, and with no valid recipient: the chunk's octets ("RSET\r\n",
+  // "QUIT\r\n") must not be taken for commands.
+  std::string replies =
+      run("EHLO c\r\nBDAT 6\r\nRSET\r\n"
+          "MAIL FROM:<a@x>\r\nRCPT TO:<bad@y>\r\nBDAT 6 LAST\r\nQUIT\r\nNOOP\r\n");
+  EXPECT_EQ(replies, std::string(kEhloChunking) +
+                         "503 5.5.1 need MAIL before BDAT\r\n"
+                         "250 2.1.0 Ok\r\n"
+                         "550 5.1.1 <bad@y>: mailbox unavailable\r\n"
+                         "554 5.5.1 no valid recipients\r\n"
+                         "250 2.0.0 Ok\r\n");
+  EXPECT_TRUE(events_.messages.empty());
+  EXPECT_EQ(lastState_, SinkSession::State::Mail);
+}
+
+TEST_P(SinkSessionTest, BdatSyntaxAndMixingWithData) {
+  rules_.chunking = true;
+  std::string replies =
+      run("EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\n"
+          "BDAT\r\nBDAT x\r\nBDAT 1 FIRST\r\n"
+          "BDAT 1\r\nzDATA\r\nRSET\r\n");
+  EXPECT_EQ(replies, std::string(kEhloChunking) +
+                         "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+                         "501 5.5.4 syntax: BDAT chunk-size [LAST]\r\n"
+                         "501 5.5.4 syntax: BDAT chunk-size [LAST]\r\n"
+                         "501 5.5.4 syntax: BDAT chunk-size [LAST]\r\n"
+                         "250 2.0.0 1 octets received\r\n"
+                         "503 5.5.1 DATA not permitted after BDAT\r\n"
+                         "250 2.0.0 Ok\r\n");
+}
+
+TEST_P(SinkSessionTest, OversizedBdatMessageIsRefusedAtLast) {
+  rules_.chunking = true;
+  rules_.maxMessageSize = 4;
+  std::string replies =
+      run("EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 3\r\nabcBDAT 3 LAST\r\ndef"
+          "NOOP\r\n");
+  EXPECT_NE(replies.find("250 2.0.0 3 octets received\r\n"
+                         "552 5.3.4 message exceeds the size limit of 4 octets\r\n"
+                         "250 2.0.0 Ok\r\n"),
+            std::string::npos)
+      << replies;
+  EXPECT_TRUE(events_.messages.empty());
 }
 
 }  // namespace

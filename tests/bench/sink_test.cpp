@@ -355,7 +355,9 @@ TEST_F(SinkTest, CommandServesUntilSigtermAndWritesStats) {
                 "salvo sink: 1 messages, 2 recipients, 0 rejected, 0 deferred, 7 bytes\n");
   EXPECT_EQ(readFile(statsPath),
             "{\"connections\": 1, \"messages\": 1, \"recipients\": 2, \"rejected\": 0, "
-            "\"deferred\": 0, \"bytes\": 7}\n");
+            "\"deferred\": 0, \"bytes\": 7, \"faults4xx\": 0, \"faults5xx\": 0, "
+            "\"rateLimited\": 0, \"connectionLimited\": 0, \"dropped\": 0, "
+            "\"delayedGreetings\": 0}\n");
 }
 
 TEST_F(SinkTest, CommandRejectsAMalformedAddressWith78) {
@@ -468,6 +470,241 @@ TEST_F(SinkTest, DefaultIsOneLoopPerCore) {
   std::string error;
   ASSERT_TRUE(sink.start(error)) << error;
   EXPECT_EQ(sink.threads(), std::max(1U, std::thread::hardware_concurrency()));
+}
+
+// --- fault injection ---
+
+Sink::Options faultOptions() {
+  Sink::Options options;
+  options.listen = "127.0.0.1:0";
+  options.threads = 1;
+  return options;
+}
+
+const char* kTwoMessages =
+    "EHLO c\r\n"
+    "MAIL FROM:<s@x>\r\nRCPT TO:<r@y>\r\nDATA\r\none\r\n.\r\n"
+    "MAIL FROM:<s@x>\r\nRCPT TO:<r@y>\r\nDATA\r\ntwo\r\n.\r\n"
+    "QUIT\r\n";
+
+const char* kFirstMessageReplies =
+    "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+    "250 2.0.0 Ok: queued\r\n";
+
+TEST_F(SinkTest, DelayedGreetingDoesNotHoldUpOtherConnections) {
+  // One loop; a seed under which connection 0 is kept (and waits a minute for its
+  // greeting) and connection 1 is dropped. Connection 1 sees its socket closed while
+  // connection 0 still waits: the delay is a timer, not a stalled loop (a sleep would
+  // hold the close back past the client's 30 s receive timeout).
+  Sink::Options options = faultOptions();
+  options.greetingDelayMs = 60000;
+  options.dropFraction = 0.5;
+  for (options.seed = 1; options.seed < 1000; ++options.seed) {
+    if (faultHash(options.seed, "connection 0") >= 0.5 &&
+        faultHash(options.seed, "connection 1") < 0.5) {
+      break;
+    }
+  }
+  Sink sink(options);
+  std::string error;
+  ASSERT_TRUE(sink.start(error)) << error;
+  Client waiting(sink.port());
+  ASSERT_TRUE(waiting.connected());
+  waiting.send("EHLO early\r\n");  // before the greeting: held until it is sent
+  Client dropped(sink.port());
+  ASSERT_TRUE(dropped.connected());
+  EXPECT_EQ(dropped.readToEof(), "");
+  Sink::Stats stats = sink.stats();
+  EXPECT_EQ(stats.dropped, 1U);
+  EXPECT_EQ(stats.delayedGreetings, 0U);
+  EXPECT_EQ(stats.connections, 2U);
+  sink.stop();
+  EXPECT_EQ(waiting.readToEof(), "");  // never greeted, never answered
+}
+
+TEST_F(SinkTest, DelayedGreetingThenCommandsSentEarlyAreServed) {
+  Sink::Options options = faultOptions();
+  options.greetingDelayMs = 20;
+  Sink sink(options);
+  std::string error;
+  ASSERT_TRUE(sink.start(error)) << error;
+  Client client(sink.port());
+  client.send("EHLO early\r\nQUIT\r\n");
+  EXPECT_EQ(client.readToEof(),
+            "220 salvo-sink ESMTP salvo-sink\r\n" + std::string(kEhloReply) + "221 2.0.0 Bye\r\n");
+  EXPECT_EQ(sink.stats().delayedGreetings, 1U);
+}
+
+TEST_F(SinkTest, DropAfterClosesTheSocketWithoutAReply) {
+  Sink::Options options = faultOptions();
+  options.dropAfter = 1;
+  Sink sink(options);
+  std::string error;
+  ASSERT_TRUE(sink.start(error)) << error;
+  Client client(sink.port());
+  client.readReplies(1);
+  client.send(kTwoMessages);
+  EXPECT_EQ(client.readToEof(), std::string(kEhloReply) + kFirstMessageReplies);
+  Sink::Stats stats = sink.stats();
+  EXPECT_EQ(stats.messages, 1U);
+  EXPECT_EQ(stats.dropped, 1U);
+}
+
+TEST_F(SinkTest, DropFractionOneClosesEveryConnectionAtOnce) {
+  Sink::Options options = faultOptions();
+  options.dropFraction = 1.0;
+  Sink sink(options);
+  std::string error;
+  ASSERT_TRUE(sink.start(error)) << error;
+  for (int i = 0; i < 3; ++i) {
+    Client client(sink.port());
+    EXPECT_EQ(client.readToEof(), "");
+  }
+  EXPECT_EQ(sink.stats().dropped, 3U);
+}
+
+// The two rate-limit tests assume the pipelined group is served within one second (it
+// takes about a millisecond): both MAILs then fall in the same one-second window.
+TEST_F(SinkTest, PerConnectionRateLimitAnswers421AndCloses) {
+  Sink::Options options = faultOptions();
+  options.connectionRate = 1;
+  Sink sink(options);
+  std::string error;
+  ASSERT_TRUE(sink.start(error)) << error;
+  Client client(sink.port());
+  client.readReplies(1);
+  client.send(kTwoMessages);
+  EXPECT_EQ(client.readToEof(), std::string(kEhloReply) + kFirstMessageReplies +
+                                    "421 4.7.0 rate limited, slow down\r\n");
+  Sink::Stats stats = sink.stats();
+  EXPECT_EQ(stats.messages, 1U);
+  EXPECT_EQ(stats.rateLimited, 1U);
+}
+
+TEST_F(SinkTest, SinkWideRateLimitCountsEveryConnection) {
+  Sink::Options options = faultOptions();
+  options.threads = 2;
+  options.rateLimit = 1;
+  Sink sink(options);
+  std::string error;
+  ASSERT_TRUE(sink.start(error)) << error;
+  const std::string one =
+      "EHLO c\r\nMAIL FROM:<s@x>\r\nRCPT TO:<r@y>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n";
+  Client first(sink.port());
+  first.readReplies(1);
+  first.send(one);
+  EXPECT_EQ(first.readToEof(),
+            std::string(kEhloReply) + kFirstMessageReplies + "221 2.0.0 Bye\r\n");
+  Client second(sink.port());
+  second.readReplies(1);
+  second.send(one);
+  EXPECT_EQ(second.readToEof(), std::string(kEhloReply) + "421 4.7.0 rate limited, slow down\r\n");
+  Sink::Stats stats = sink.stats();
+  EXPECT_EQ(stats.messages, 1U);
+  EXPECT_EQ(stats.rateLimited, 1U);
+}
+
+TEST_F(SinkTest, ProfilesAndExplicitOverrides) {
+  Sink::Profile p;
+  std::string error;
+  Sink::Options options;
+  ASSERT_TRUE(Sink::resolveFaults(options, p, error)) << error;
+  EXPECT_TRUE(p.faults.empty());  // accept-all
+  EXPECT_EQ(p.greetingDelayMs, 0U);
+  EXPECT_EQ(p.connectionRate, 0);
+
+  options.profile = "realistic";
+  ASSERT_TRUE(Sink::resolveFaults(options, p, error)) << error;
+  ASSERT_EQ(p.faults.size(), 4U);
+  EXPECT_EQ(p.faults[0].domains, (std::vector<std::string>{"gmail", "googlemail"}));
+  EXPECT_TRUE(p.faults.back().domains.empty());  // the catch-all
+  EXPECT_GT(p.greetingDelayMs, 0U);
+  EXPECT_GT(p.connectionRate, 0);
+
+  options.rejectFraction = 0;
+  options.greetingDelayMs = 0;
+  options.connectionRate = 0;
+  ASSERT_TRUE(Sink::resolveFaults(options, p, error)) << error;
+  for (const auto& entry : p.faults) {
+    EXPECT_EQ(entry.rejectFraction, 0);
+    EXPECT_GT(entry.deferFraction, 0);  // still the profile's
+  }
+  EXPECT_EQ(p.greetingDelayMs, 0U);
+  EXPECT_EQ(p.connectionRate, 0);
+
+  Sink::Options plain;
+  plain.deferFraction = 0.25;  // no table in accept-all: a catch-all entry is added
+  ASSERT_TRUE(Sink::resolveFaults(plain, p, error)) << error;
+  ASSERT_EQ(p.faults.size(), 1U);
+  EXPECT_TRUE(p.faults[0].domains.empty());
+  EXPECT_EQ(p.faults[0].deferFraction, 0.25);
+  EXPECT_EQ(p.faults[0].rejectFraction, 0);
+}
+
+TEST_F(SinkTest, BadFaultOptionsAreNamed) {
+  Sink::Profile p;
+  std::string error;
+  Sink::Options options;
+  options.profile = "chaos";
+  EXPECT_FALSE(Sink::resolveFaults(options, p, error));
+  EXPECT_EQ(error, "--profile \"chaos\": expected accept-all or realistic");
+  options = Sink::Options{};
+  options.deferFraction = 1.5;
+  EXPECT_FALSE(Sink::resolveFaults(options, p, error));
+  EXPECT_EQ(error, "--defer-fraction 1.5: expected a fraction between 0 and 1");
+  options = Sink::Options{};
+  options.rateLimit = -1;
+  EXPECT_FALSE(Sink::resolveFaults(options, p, error));
+  EXPECT_EQ(error, "--rate-limit -1: expected messages per second, 0 or more");
+  EXPECT_FALSE(Sink(options).start(error));
+
+  std::ostringstream out;
+  std::ostringstream err;
+  options.listen = "127.0.0.1:0";
+  EXPECT_EQ(runSinkCommand(options, "", out, err, nullptr), kSinkExitConfig);
+  EXPECT_EQ(err.str(), "salvo sink: --rate-limit -1: expected messages per second, 0 or more\n");
+}
+
+TEST_F(SinkTest, CommandPrintsTheFaultSummary) {
+  Sink::Options options = faultOptions();
+  options.dropFraction = 1.0;
+  std::ostringstream out;
+  std::ostringstream err;
+  int rc = runSinkCommand(options, "", out, err, [&](std::uint16_t p) {
+    {
+      Client client(p);
+      client.readToEof();
+    }
+    ::kill(::getpid(), SIGTERM);
+  });
+  EXPECT_EQ(rc, 0) << err.str();
+  EXPECT_NE(out.str().find("salvo sink: faults: 0 4xx, 0 5xx, 0 rate limited, 0 connection "
+                           "limited, 1 dropped, 0 delayed greetings\n"),
+            std::string::npos)
+      << out.str();
+}
+
+TEST_F(SinkTest, ChunkedMessageLandsInTheMaildir) {
+  Sink::Options options = faultOptions();
+  options.chunking = true;
+  options.maildir = (dir_ / "mail").string();
+  Sink sink(options);
+  std::string error;
+  ASSERT_TRUE(sink.start(error)) << error;
+  Client client(sink.port());
+  client.readReplies(1);
+  client.send(
+      "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 4\r\nhi\r\n"
+      "BDAT 8 LAST\r\n.\r\nbye\r\nQUIT\r\n");
+  std::string replies = client.readToEof();
+  EXPECT_NE(replies.find("250-CHUNKING\r\n"), std::string::npos) << replies;
+  EXPECT_TRUE(
+      replies.ends_with("250 2.0.0 4 octets received\r\n250 2.0.0 Ok: queued\r\n221 2.0.0 Bye\r\n"))
+      << replies;
+  auto files = listDir(dir_ / "mail" / "new");
+  ASSERT_EQ(files.size(), 1U);
+  EXPECT_EQ(readFile(files[0]), "Return-Path: <a@x>\r\nDelivered-To: b@y\r\nhi\r\n.\r\nbye\r\n");
+  EXPECT_EQ(sink.stats().bytes, 12U);
 }
 
 }  // namespace

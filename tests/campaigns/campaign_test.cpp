@@ -571,7 +571,7 @@ TEST_F(CampaignTest, SerializeRoundTripRendersIdentically) {
   const Campaign& original = *loaded_->campaign;
   const std::string blob = original.serialize();
   const auto json = nlohmann::json::parse(blob);
-  EXPECT_EQ(json["format"], 2);
+  EXPECT_EQ(json["format"], 3);
   EXPECT_EQ(json["id"], "spring-sale");
   EXPECT_EQ(json["from"]["name"], "Salvo Demo");
   EXPECT_EQ(json["from"]["address"], "news@example.com");
@@ -603,9 +603,9 @@ TEST_F(CampaignTest, DeserializeRejectsBadRecords) {
   EXPECT_EQ(error, "campaign record is not a JSON object");
 
   auto bad = json;
-  bad["format"] = 3;
+  bad["format"] = 4;
   EXPECT_EQ(Campaign::deserialize(bad.dump(), error), nullptr);
-  EXPECT_EQ(error, "unsupported campaign record format (expected 1 to 2)");
+  EXPECT_EQ(error, "unsupported campaign record format (expected 1 to 3)");
 
   bad = json;
   bad["subject"] = "Hi {{zzz}}";

@@ -105,6 +105,37 @@ TEST(DestinationThrottleTest, DeadSiteWaitsForTheProbe) {
   EXPECT_FALSE(t.dead());
 }
 
+// Without a configured rate, a rate cut applies to the rate observed when it came, and
+// the destination is unlimited again once the factor has climbed back to 1.
+TEST(DestinationThrottleTest, RateCutWithoutAConfiguredRateScalesTheObservedRate) {
+  std::string error;
+  ShapingRule halfRate;
+  halfRate.name = "rate";
+  halfRate.pattern.code = "421";
+  halfRate.action = ShapingAction::ScaleRate;
+  halfRate.factor = 0.5;
+  halfRate.durationMs = 10'000;
+  auto rules = ShapingRules::create({halfRate}, error);
+  ASSERT_TRUE(rules) << error;
+  DestinationThrottle t(limits(4, 0), &*rules);
+  std::string_view held;
+  for (int i = 0; i < 80; ++i) {
+    ASSERT_TRUE(t.trySend(i * 10, held));  // 100 in the first second
+  }
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(t.trySend(800 + i * 10, held));
+  }
+  ASSERT_TRUE(t.trySend(1'000, held));  // a new second: the last full one had 100
+  ASSERT_NE(t.onReply(421, {}, "slow down", "c", 1'001, 1'000), nullptr);
+  EXPECT_DOUBLE_EQ(t.rate(), 50);
+  EXPECT_TRUE(t.trySend(1'001, held));
+  EXPECT_FALSE(t.trySend(1'002, held));  // 20 ms apart now
+  EXPECT_EQ(held, "messages_per_second");
+  EXPECT_TRUE(t.trySend(11'001, held));
+  EXPECT_DOUBLE_EQ(t.rate(), 0);  // recovered: unlimited again
+  EXPECT_TRUE(t.trySend(11'001, held));
+}
+
 TEST(DestinationThrottleTest, ShapingRulesScaleRateAndConnectionsForTheirDuration) {
   std::string error;
   ShapingRule halfRate;
@@ -132,16 +163,16 @@ TEST(DestinationThrottleTest, ShapingRulesScaleRateAndConnectionsForTheirDuratio
   for (int i = 0; i < 10; ++i) {
     t.onSuccess();
   }
-  EXPECT_EQ(t.onReply(550, {}, "rate limited", "c", 0), nullptr);  // a 5xx: no rule
-  EXPECT_EQ(t.onReply(250, {}, "rate limited", "c", 0), nullptr);
-  const ShapingRule* r = t.onReply(421, {4, 7, 0}, "you are rate limited", "c", 0);
+  EXPECT_EQ(t.onReply(550, {}, "rate limited", "c", 0, 0), nullptr);  // a 5xx: no rule
+  EXPECT_EQ(t.onReply(250, {}, "rate limited", "c", 0, 0), nullptr);
+  const ShapingRule* r = t.onReply(421, {4, 7, 0}, "you are rate limited", "c", 0, 0);
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->name, "rate");
   EXPECT_DOUBLE_EQ(t.rate(), 10);
   std::string_view held;
   EXPECT_TRUE(t.trySend(0, held));
   EXPECT_EQ(t.nextStepMs(0), 100);  // 10 per second now
-  ASSERT_NE(t.onReply(451, {}, "too many connections from you", "c", 0), nullptr);
+  ASSERT_NE(t.onReply(451, {}, "too many connections from you", "c", 0, 0), nullptr);
   EXPECT_EQ(t.connectionsAllowed(0), 2);
   // After the duration both return to the configured limits.
   EXPECT_TRUE(t.trySend(20'000, held));
@@ -152,7 +183,7 @@ TEST(DestinationThrottleTest, ShapingRulesScaleRateAndConnectionsForTheirDuratio
   }
   EXPECT_EQ(t.connectionsAllowed(20'000), 4);
 
-  ASSERT_NE(t.onReply(421, {}, "go away", "c", 30'000), nullptr);
+  ASSERT_NE(t.onReply(421, {}, "go away", "c", 30'000, 30'000), nullptr);
   EXPECT_TRUE(t.suspended(30'500));
   EXPECT_EQ(t.connectionsAllowed(30'500), 0);
   EXPECT_FALSE(t.trySend(30'500, held));

@@ -108,3 +108,62 @@ TEST(RetryScheduleTest, FollowsTheScheduleToExpiryWithAFakeClock) {
 
 }  // namespace
 }  // namespace salvo::engine
+
+namespace salvo::engine {
+namespace {
+
+TEST(RetryScheduleTest, CampaignOverrideReplacesOnlyTheKeysItSets) {
+  campaigns::RetryConfig daemon{600, 7200, 86400};
+  RetrySchedule s(daemon, 0.0);
+  EXPECT_EQ(s.overriddenBy(campaigns::RetryOverride{}).config(), daemon);
+  campaigns::RetryOverride o;
+  o.maxAgeSec = 60;
+  const RetrySchedule c = s.overriddenBy(o);
+  EXPECT_EQ(c.config(), (campaigns::RetryConfig{600, 7200, 60}));
+  EXPECT_EQ(c.delayMs(1), 600'000);  // the daemon's first delay
+  EXPECT_TRUE(c.expired(0, 60'000));
+  EXPECT_FALSE(s.expired(0, 60'000));
+}
+
+TEST(RetryScheduleTest, CampaignOverrideKeepsTheJitter) {
+  campaigns::RetryOverride o;
+  o.firstDelaySec = 10;
+  o.maxDelaySec = 10;
+  const RetrySchedule c = RetrySchedule(defaults()).overriddenBy(o);
+  EXPECT_EQ(c.jitteredDelayMs(1, 0.0), 9'000);
+  EXPECT_EQ(c.jitteredDelayMs(5, 0.5), 10'000);
+  EXPECT_EQ(c.jitteredDelayMs(5, 0.999), 10'000);  // never above the campaign's maximum
+}
+
+TEST(RetryScheduleTest, ShortCampaignScheduleExpiresWhileTheDaemonsWouldNotWithAFakeClock) {
+  // The daemon retries for 3 days; the campaign gives up after 10 s, retrying every 2 s at
+  // most: a recipient that always defers is tried about five times, then expires.
+  campaigns::RetryOverride o;
+  o.firstDelaySec = 1;
+  o.maxDelaySec = 2;
+  o.maxAgeSec = 10;
+  const RetrySchedule daemon(defaults());
+  const RetrySchedule c = daemon.overriddenBy(o);
+  const std::int64_t created = 5'000;
+  std::int64_t now = created;
+  std::uint32_t attempts = 0;
+  while (true) {
+    ++attempts;
+    if (c.expired(created, now)) {
+      break;
+    }
+    EXPECT_FALSE(daemon.expired(created, now));
+    const std::int64_t d = c.jitteredDelayMs(attempts, RetrySchedule::unitFromSeed(attempts));
+    EXPECT_GE(d, attempts == 1 ? 900 : 1'800);
+    EXPECT_LE(d, 2'000);
+    now += d;
+  }
+  EXPECT_GE(now - created, 10'000);
+  EXPECT_LT(now - created, 12'000);
+  EXPECT_GE(attempts, 6u);
+  EXPECT_LE(attempts, 8u);
+  EXPECT_FALSE(daemon.expired(created, now));
+}
+
+}  // namespace
+}  // namespace salvo::engine

@@ -136,37 +136,52 @@ ShapingRule make(ShapingAction action, double factor, std::int64_t durationMs) {
   return r;
 }
 
-TEST(ShapingStateTest, ScalingCompoundsExtendsAndEnds) {
+TEST(ShapingStateTest, ScalingCutsOncePerCohortAndRecoversLinearly) {
   ShapingState s;
   EXPECT_DOUBLE_EQ(s.rateFactor(0), 1.0);
   EXPECT_EQ(s.nextChangeMs(0), std::nullopt);
-  const ShapingRule half = make(ShapingAction::ScaleRate, 0.5, 1'000);
-  s.apply(half, "c", 0);
-  EXPECT_DOUBLE_EQ(s.rateFactor(0), 0.5);
-  s.apply(half, "c", 500);
-  EXPECT_DOUBLE_EQ(s.rateFactor(500), 0.25);
-  EXPECT_EQ(s.nextChangeMs(500), 1'500);
-  EXPECT_DOUBLE_EQ(s.rateFactor(1'499), 0.25);
-  EXPECT_DOUBLE_EQ(s.rateFactor(1'500), 1.0);  // recovered
+  const ShapingRule half = make(ShapingAction::ScaleRate, 0.5, 10'000);
+  s.apply(half, "c", 100, 90);
+  EXPECT_DOUBLE_EQ(s.rateFactor(100), 0.5);
+  // Replies to messages sent before that cut (at the old rate): no new cut.
+  s.apply(half, "c", 300, 95);
+  s.apply(half, "c", 1'100, 99);
+  EXPECT_DOUBLE_EQ(s.rateFactor(1'100), 0.55);
+  EXPECT_EQ(s.nextChangeMs(1'100), 10'100);
+  // Linear recovery to 1 over the rule's duration.
+  EXPECT_DOUBLE_EQ(s.rateFactor(5'100), 0.75);
+  EXPECT_DOUBLE_EQ(s.rateFactor(10'099), 0.5 + 0.5 * 9'999 / 10'000);
+  EXPECT_DOUBLE_EQ(s.rateFactor(10'100), 1.0);
   EXPECT_DOUBLE_EQ(s.connectionFactor(0), 1.0);
-  // Compounding stops at the floor.
+  // A message sent after the cut that is refused again cuts the partly recovered factor
+  // and restarts the climb.
+  ShapingState t;
+  t.apply(half, "c", 0, 0);
+  t.apply(half, "c", 2'000, 1);  // the factor there was 0.6
+  EXPECT_DOUBLE_EQ(t.rateFactor(2'000), 0.3);
+  EXPECT_EQ(t.nextChangeMs(2'000), 12'000);
+  EXPECT_DOUBLE_EQ(t.rateFactor(7'000), 0.65);
+  // A hit after full recovery starts again from 1.
+  t.apply(half, "c", 100'000, 100'000);
+  EXPECT_DOUBLE_EQ(t.rateFactor(100'000), 0.5);
+  // Cuts stop at the floor.
+  ShapingState u;
+  const ShapingRule slow = make(ShapingAction::ScaleRate, 0.5, 100'000'000);
   for (int i = 0; i < 20; ++i) {
-    s.apply(half, "c", 2'000);
+    const std::int64_t t = i * 1000;
+    u.apply(slow, "c", t, t);
   }
-  EXPECT_DOUBLE_EQ(s.rateFactor(2'000), ShapingState::kMinFactor);
-  // A hit after the period ended starts again from 1.
-  s.apply(half, "c", 10'000);
-  EXPECT_DOUBLE_EQ(s.rateFactor(10'000), 0.5);
+  EXPECT_NEAR(u.rateFactor(19'000), ShapingState::kMinFactor, 1e-6);
 }
 
 TEST(ShapingStateTest, SuspensionsOfTheDestinationAndOfOneCampaign) {
   ShapingState s;
-  s.apply(make(ShapingAction::SuspendDestination, 1, 60'000), "c1", 1'000);
+  s.apply(make(ShapingAction::SuspendDestination, 1, 60'000), "c1", 1'000, 1'000);
   EXPECT_TRUE(s.destinationSuspended(1'000));
   EXPECT_TRUE(s.destinationSuspended(60'999));
   EXPECT_FALSE(s.destinationSuspended(61'000));
-  s.apply(make(ShapingAction::SuspendCampaign, 1, 10'000), "c1", 0);
-  s.apply(make(ShapingAction::ScaleConnections, 0.5, 5'000), "c1", 0);
+  s.apply(make(ShapingAction::SuspendCampaign, 1, 10'000), "c1", 0, 0);
+  s.apply(make(ShapingAction::ScaleConnections, 0.5, 5'000), "c1", 0, 0);
   EXPECT_TRUE(s.campaignSuspended("c1", 9'999));
   EXPECT_FALSE(s.campaignSuspended("c2", 0));
   EXPECT_FALSE(s.campaignSuspended("c1", 10'000));

@@ -77,6 +77,46 @@ class Events(harness.Workspace):
         self.assertEqual(r.returncode, 64)
         self.assertIn("unknown format 'xml'", r.stderr)
 
+    def test_recipients_suppressed_at_submit_are_events(self):
+        """Both ways a submit runs: on its own (no daemon) and handed to a running daemon.
+        Either way the submit writes its own events file (the daemon's log has one writer)
+        and `salvo events` / `salvo status` read it with the log."""
+        sink = harness.Sink(self.dir, maildir=False)
+        config = self.write_config(sink.port)
+        self.salvo("suppress", "add", "gone@d1.example", "complaint", config=config, check=0)
+        self.salvo("suppress", "add", "left@d2.example", config=config, check=0)
+        recipients = ["ok1@d0.example", "gone@d1.example", "left@d2.example"]
+        r = self.salvo("submit", self.write("a.yaml", campaign_yaml("alone", recipients)),
+                       config=config, check=0)
+        self.assertIn("2 suppressed recipient(s) skipped", r.stdout)
+        daemon = self.start("run", config=config)
+        try:
+            harness.wait_for(lambda: self.status(config)["alone"]["delivered"] == 1,
+                             timeout=60, what="the first campaign delivered")
+            r = self.salvo("submit", self.write("b.yaml", campaign_yaml("via-daemon", recipients)),
+                           config=config, check=0)
+            self.assertIn("2 suppressed recipient(s) skipped", r.stdout)
+            harness.wait_for(lambda: self.status(config)["via-daemon"]["delivered"] == 1,
+                             timeout=60, what="the second campaign delivered")
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=60)
+        sink.stop()
+        self.assertEqual(daemon.returncode, 0)
+        for cid in ("alone", "via-daemon"):
+            out = self.salvo("events", cid, config=config, check=0).stdout
+            events = [json.loads(line) for line in out.splitlines()]
+            self.assertEqual([(e["type"], e["recipient"]) for e in events],
+                             [("suppressed", "gone@d1.example"),
+                              ("suppressed", "left@d2.example"),
+                              ("delivered", "ok1@d0.example")], cid)
+            self.assertEqual(events[0]["reply"], "suppressed: complaint (skipped at submit)")
+            self.assertEqual(events[1]["reply"], "suppressed: manual (skipped at submit)")
+            self.assertEqual((events[0]["attempt"], events[0]["queued_at"]), (0, ""))
+            status = self.status(config)[cid]
+            self.assertEqual(status["suppressed"], 2)
+            self.assertEqual(status["providers"], {"other": {"delivered": 1, "suppressed": 2}})
+
 
 if __name__ == "__main__":
     harness.main()

@@ -188,6 +188,51 @@ delivery:
             busy.stop()
             sink.stop()
 
+    def test_domains_served_by_the_same_mx_hosts_share_one_destination(self):
+        # Two domains, the same two MX hosts at equal preference (so their order comes back
+        # shuffled): one site, one connection limit for both.
+        sink = harness.Sink(self.dir, maildir=False, extra=["--threads", "1", "--delay-ms", "3", "--measure-rate"])
+        zone = {}
+        for domain in ("one.test", "two.test"):
+            zone[(domain, "MX")] = [(10, "mx-a.shared.test"), (10, "MX-B.shared.test.")]
+        zone[("mx-a.shared.test", "A")] = ["127.0.0.1"]
+        zone[("mx-b.shared.test", "A")] = ["127.0.0.1"]
+        dns = DnsServer(zone)
+        try:
+            recipients = [f"u{i}@{d}" for i in range(40) for d in ("one.test", "two.test")]
+            inline = "\n".join(f"  - email: {r}" for r in recipients)
+            campaign = self.write("c.yaml", f"""\
+id: site
+from: sender@origin.example
+subject: "Shared site"
+text: "Hello"
+recipients:
+{inline}
+""")
+            config = self.write("salvo.yaml", f"""\
+data_dir: {self.path('data')}
+metrics:
+  listen: "off"
+dns:
+  servers: ["127.0.0.1:{dns.port}"]
+delivery:
+  threads: 1
+  helo_name: salvo.test
+  mx_port: {sink.port}
+  max_connections_per_destination: 1
+  messages_per_connection: 10
+""")
+            self.salvo("submit", campaign, config=config, check=0)
+            r = self.salvo("run", "--until-idle", config=config, check=0)
+            self.assertIn("80 delivered", r.stdout, r.stdout + r.stderr)
+        finally:
+            dns.stop()
+            stats = sink.stop()
+        self.assertEqual(stats["messages"], 80)
+        # Per-domain destinations would have held two connections at once.
+        self.assertEqual(stats["peak_connections"], 1, stats)
+        self.assertGreaterEqual(stats["connections"], 8, stats)
+
 
 if __name__ == "__main__":
     harness.main()

@@ -69,6 +69,7 @@ class Recorder : public SessionSink {
     enter();
     traces.emplace_back(line);
   }
+  bool tracing() const override { return tracingOn; }
 
   // Everything sent since the last call, concatenated.
   std::string takeSent() {
@@ -86,6 +87,7 @@ class Recorder : public SessionSink {
   std::vector<std::string> sends;
   std::vector<TransactionResult> results;
   std::vector<std::string> traces;
+  bool tracingOn = true;
   int readyCalls = 0;
   int startTlsCalls = 0;
   int finishedCalls = 0;
@@ -106,11 +108,18 @@ class Recorder : public SessionSink {
   }
 };
 
+// Appended piece by piece: GCC 12's -O3 reports a false -Wrestrict for "s" + to_string().
 std::string sender(std::uint64_t tag) {
-  return "s" + std::to_string(tag) + "@a.example";
+  std::string s = "s";
+  s += std::to_string(tag);
+  s += "@a.example";
+  return s;
 }
 std::string recipient(std::uint64_t tag) {
-  return "r" + std::to_string(tag) + "@b.example";
+  std::string s = "r";
+  s += std::to_string(tag);
+  s += "@b.example";
+  return s;
 }
 std::string message(std::uint64_t tag) {
   return "message " + std::to_string(tag) + "\r\n";
@@ -1272,6 +1281,46 @@ TEST_P(SessionTest, EightBitBodyDeclaredWhenTheServerTakesIt) {
   open("250-mx.example\r\n250 PIPELINING\r\n");  // no 8BITMIME: sent as it is
   submit(makeEnvelope(1, "Caf\xc3\xa9\r\n"));
   EXPECT_EQ(sent(), group(1));
+}
+
+TEST_P(SessionTest, EightBitOctetFoundAnywhereInALongBody) {
+  // A 6 KiB ASCII body with one 8-bit octet in its last line, then the same body without it.
+  std::string body;
+  for (int i = 0; i < 80; ++i) {
+    body += std::string(74, 'a' + i % 26) + "\r\n";
+  }
+  open(kEhloPlain);  // 8BITMIME, no pipelining
+  submit(makeEnvelope(1, body + "last line \x80\r\n"));
+  EXPECT_EQ(sent(), "MAIL FROM:<" + sender(1) + "> BODY=8BITMIME\r\n");
+
+  restart(testConfig());
+  open(kEhloPlain);
+  submit(makeEnvelope(1, body + "last line\r\n"));
+  EXPECT_EQ(sent(), mailCmd(1));
+}
+
+TEST_P(SessionTest, NoTraceLinesWhenTheSinkDoesNotTrace) {
+  // The same conversation with and without tracing: identical bytes and results, and no
+  // trace() call at all when tracing() is false.
+  std::vector<std::string> wire[2];
+  for (const bool tracingOn : {true, false}) {
+    restart(testConfig());
+    sink.tracingOn = tracingOn;
+    open(kEhloPipelining);
+    submit(1);
+    wire[tracingOn].push_back(sent());
+    server("250 ok\r\n250 ok\r\n354 go\r\n");
+    wire[tracingOn].push_back(sent());
+    server("250 queued\r\n");
+    session->quit();
+    wire[tracingOn].push_back(sent());
+    server("221 bye\r\n");
+    expectResult(0, 1, Disposition::Delivered, FailureScope::None, 250, "message accepted");
+    EXPECT_EQ(sink.finishedCalls, 1);
+    EXPECT_EQ(sink.traces.empty(), !tracingOn);
+  }
+  EXPECT_EQ(wire[0], wire[1]);
+  EXPECT_EQ(wire[1], (std::vector<std::string>{group(1), dataOf(1), "QUIT\r\n"}));
 }
 
 TEST_P(SessionTest, NonAsciiAddressNeedsSmtpUtf8) {
