@@ -19,7 +19,11 @@ namespace {
 constexpr std::size_t kTakeBatch = 2000;        // jobs per takeDue call
 constexpr std::uint64_t kPumpIntervalMs = 100;  // look for newly due jobs this often
 constexpr std::uint64_t kGaugeIntervalMs = 1000;
-constexpr std::int64_t kReleaseDelayMs = 1000;  // a job handed back is due again after this
+// A job handed back for its destination's cap is due again after the time that destination
+// takes to drain to half its cap, within these bounds.
+constexpr std::int64_t kReleaseDelayMs = 1000;
+constexpr std::int64_t kMinReleaseDelayMs = 20;
+constexpr std::int64_t kDrainWindowMs = 250;  // how often a destination's drain rate updates
 // Jobs one destination may hold per connection it may open: enough to keep every
 // connection's pipeline fed between two pumps.
 constexpr std::int64_t kJobsPerConnection = 128;
@@ -384,12 +388,16 @@ void Dispatcher::pump() {
       if (std::find(capped.begin(), capped.end(), destination) == capped.end()) {
         capped.push_back(destination);
       }
-      handedBackDueMs_ = t + kReleaseDelayMs;
+      // Due again about when the destination will have drained to half its cap at the
+      // rate it has been finishing jobs (a fast one in tens of milliseconds, a slow one
+      // after at most kReleaseDelayMs), so a fast destination is not left idle.
+      const std::int64_t due = t + releaseDelayMs(destination, t);
+      handedBackDueMs_ = std::max(handedBackDueMs_, due);
       queue::Outcome o;
       o.id = l.id;
       o.previous = l.record.state;
       o.record = std::move(l.record);
-      o.record.dueMs = t + kReleaseDelayMs;
+      o.record.dueMs = due;
       o.attempted = false;
       handBack.push_back(std::move(o));
       continue;
@@ -411,14 +419,15 @@ void Dispatcher::pump() {
   }
   if (!handedOut && !capped.empty()) {
     // The head of the due index belongs to saturated destinations: scanning again now
-    // would only hand the same jobs back (five writes each). Wait until one of them has
+    // would only hand the same jobs back (three writes each). Wait until one of them has
     // drained to half its cap, or the handed-back jobs are due again.
     stalledOn_ = std::move(capped);
-    stalledUntilMs_ = t + kReleaseDelayMs;
+    stalledUntilMs_ = std::min(t + kReleaseDelayMs, handedBackDueMs_);
   }
-  // Only when this batch fed some destination: a batch handed back entirely would make
-  // the next scan find the same saturated destination again.
-  if (leased.size() == kTakeBatch && handedOut) {
+  // Only when this batch mostly fed destinations: a batch handed back (mostly) would make
+  // the next scan find the same saturated destination again; the timer or the next
+  // commit scans again.
+  if (leased.size() == kTakeBatch && handBack.size() * 2 < leased.size()) {
     // More may be due right now: keep the pipeline full without waiting for the timer.
     control_.post([this] { pump(); });
   }
@@ -477,6 +486,38 @@ std::shared_ptr<const campaigns::Campaign> Dispatcher::campaignFor(std::uint32_t
   }
   campaigns_[number] = campaign;
   return campaign;
+}
+
+void Dispatcher::noteFinished(const std::string& site, std::int64_t nowMs) {
+  auto& d = drain_[site];
+  if (d.windowStartMs == 0) {
+    d.windowStartMs = nowMs;
+  }
+  ++d.finished;
+  if (nowMs - d.windowStartMs >= kDrainWindowMs) {
+    d.perSecond =
+        static_cast<double>(d.finished) * 1000.0 / static_cast<double>(nowMs - d.windowStartMs);
+    d.windowStartMs = nowMs;
+    d.finished = 0;
+  }
+}
+
+std::int64_t Dispatcher::releaseDelayMs(const std::string& site, std::int64_t nowMs) const {
+  auto it = drain_.find(site);
+  if (it == drain_.end()) {
+    return kMinReleaseDelayMs;  // nothing finished yet: look again soon
+  }
+  double perSecond = it->second.perSecond;
+  if (perSecond <= 0 && nowMs > it->second.windowStartMs) {
+    perSecond = static_cast<double>(it->second.finished) * 1000.0 /
+                static_cast<double>(nowMs - it->second.windowStartMs);
+  }
+  if (perSecond <= 0) {
+    return kReleaseDelayMs;
+  }
+  auto ms =
+      static_cast<std::int64_t>(static_cast<double>(perDestinationCap_ / 2) * 1000.0 / perSecond);
+  return std::clamp(ms, kMinReleaseDelayMs, kReleaseDelayMs);
 }
 
 std::string mxSiteKey(std::vector<std::string> hosts) {
@@ -722,6 +763,7 @@ void Dispatcher::drainResults() {
       options_.onResult(r);
     }
     std::string destination = destinationName(r.job.record.recipient);
+    noteFinished(r.job.site, t);
     auto held = perDestination_.find(r.job.site);
     if (held != perDestination_.end() && --held->second <= 0) {
       perDestination_.erase(held);

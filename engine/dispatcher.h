@@ -199,6 +199,16 @@ class Dispatcher : public ResultSink {
   std::string siteOf(const std::string& recipient) const;
   std::unordered_map<std::string, std::int64_t> perDestination_;
   std::int64_t perDestinationCap_ = 0;
+  // How fast each destination finishes jobs (results per second over a short window): a
+  // job handed back for the cap is due again when its destination will have room.
+  struct Drain {
+    std::int64_t windowStartMs = 0;
+    std::int64_t finished = 0;
+    double perSecond = 0;
+  };
+  std::unordered_map<std::string, Drain> drain_;
+  void noteFinished(const std::string& site, std::int64_t nowMs);
+  std::int64_t releaseDelayMs(const std::string& site, std::int64_t nowMs) const;
   // Saturated destinations the due scan waits for (see pump()), and until when at most.
   std::vector<std::string> stalledOn_;
   std::int64_t stalledUntilMs_ = 0;

@@ -6,7 +6,9 @@
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <stdlib.h>
@@ -231,6 +233,7 @@ Tuning makeTuning(const OpenOptions& options) {
   t.db.db_write_buffer_size = 256u << 20;
   t.db.keep_log_file_num = 4;
   t.db.max_log_file_size = 16u << 20;
+  t.db.allow_concurrent_memtable_write = false;  // required by the jobs' hash memtable
 
   auto cache = rocksdb::NewLRUCache(64u << 20);
   auto compression = pickCompression();
@@ -278,8 +281,13 @@ Tuning makeTuning(const OpenOptions& options) {
     cfs[kJobsCf].table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     cfs[kJobsCf].optimize_filters_for_hits = true;
   }
-  cfs[kJobsCf].memtable_prefix_bloom_size_ratio = 0.02;
-  cfs[kJobsCf].memtable_whole_key_filtering = true;
+  // Nothing iterates the jobs: every access is a point lookup or write of a whole key
+  // (purge and abort use DeleteRange). So its memtable is a hash table keyed by the whole
+  // key instead of a skip list: a commit's job writes and a scan's MultiGet cost a hash
+  // probe each rather than some twenty key comparisons (BM_TakeDueCommit: see
+  // docs/performance.md). Such memtables need allow_concurrent_memtable_write off.
+  cfs[kJobsCf].prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(keys::kJobKeySize));
+  cfs[kJobsCf].memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(1u << 18));
   cfs[kDueCf] = tombstoneHeavy(32u << 20);
   cfs[kLeasesCf] = tombstoneHeavy(8u << 20);
   cfs[kCountersCf] = family(true, 8u << 20);
@@ -974,6 +982,7 @@ struct JobStore::Impl {
     std::vector<std::pair<std::uint32_t, bool>> cancelled;
     std::unordered_map<std::uint32_t, std::int64_t> releasing;
     std::vector<std::optional<std::int64_t>> leasedDue;
+    std::vector<std::size_t> order;
   } commit;
 };
 
@@ -1498,7 +1507,19 @@ Status JobStore::commitOutcomes(const std::vector<Outcome>& outcomes, bool sync)
       }
     }
   }
+  // Write in due-key order: the memtables' skip lists then insert each key next to the
+  // previous one (a cheap splice) instead of searching from the top for every job
+  // (outcomes arrive in completion order).
+  c.order.resize(outcomes.size());
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    c.order[i] = i;
+  }
+  std::sort(c.order.begin(), c.order.end(), [&](std::size_t a, std::size_t b) {
+    auto da = c.leasedDue[a].value_or(INT64_MAX);
+    auto db = c.leasedDue[b].value_or(INT64_MAX);
+    return da != db ? da < db : outcomes[a].id < outcomes[b].id;
+  });
+  for (std::size_t i : c.order) {
     const auto& o = outcomes[i];
     auto jobKey = keys::jobKey(o.id);
     auto oldDue = c.leasedDue[i];
