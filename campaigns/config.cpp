@@ -247,6 +247,7 @@ class ConfigLoader {
   void loadDns(const YamlFile::Entry& e, SalvoConfig& config);
   void loadDelivery(const YamlFile::Entry& e, SalvoConfig& config);
   void loadRetry(const YamlFile::Entry& e, SalvoConfig& config);
+  void loadQueue(const YamlFile::Entry& e, SalvoConfig& config);
   void loadTimeouts(const YamlFile::Entry& e, SalvoConfig& config);
   // A 'tls' value: none, opportunistic, required or verify.
   std::optional<TlsMode> loadTlsMode(const YamlFile::Entry& e);
@@ -281,11 +282,12 @@ void ConfigLoader::load(std::string& text, SalvoConfig& config) {
   }
   if (!root.IsMap()) {
     yaml_.error(root,
-                "expected a map of settings (data_dir, metrics, dns, delivery, retry, routes)");
+                "expected a map of settings (data_dir, metrics, dns, delivery, retry, routes, "
+                "policy, limits, queue)");
     return;
   }
-  const auto fields = yaml_.readMap(
-      root, {"data_dir", "metrics", "dns", "delivery", "retry", "routes", "policy", "limits"});
+  const auto fields = yaml_.readMap(root, {"data_dir", "metrics", "dns", "delivery", "retry",
+                                           "routes", "policy", "limits", "queue"});
   if (const auto it = fields.find("data_dir"); it != fields.end()) {
     auto dir = yaml_.scalar(it->second.value, "'data_dir'");
     if (dir && dir->empty()) {
@@ -315,6 +317,9 @@ void ConfigLoader::load(std::string& text, SalvoConfig& config) {
   }
   if (const auto it = fields.find("routes"); it != fields.end()) {
     loadRoutes(it->second, config);
+  }
+  if (const auto it = fields.find("queue"); it != fields.end()) {
+    loadQueue(it->second, config);
   }
   if (const auto it = fields.find("policy"); it != fields.end()) {
     loadPolicy(it->second, config);
@@ -567,6 +572,18 @@ std::optional<TlsMode> ConfigLoader::loadTlsMode(const YamlFile::Entry& e) {
                             printable(*text)));
   }
   return mode;
+}
+
+void ConfigLoader::loadQueue(const YamlFile::Entry& e, SalvoConfig& config) {
+  if (!isSection(e, "queue")) {
+    return;
+  }
+  const auto fields = yaml_.readMap(e.value, {"retention"});
+  if (const auto it = fields.find("retention"); it != fields.end()) {
+    if (const auto ms = readDuration(yaml_, it->second, "retention", /*wholeSeconds=*/true)) {
+      config.queue.retentionSec = static_cast<std::uint32_t>(*ms / 1000);
+    }
+  }
 }
 
 void ConfigLoader::loadRetry(const YamlFile::Entry& e, SalvoConfig& config) {

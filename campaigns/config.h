@@ -66,6 +66,12 @@ struct DeliveryConfig {
   std::string tlsCaFile;                 // extra trust anchors for 'verify' (PEM)
 };
 
+struct QueueConfig {
+  // Finished campaigns' job records are purged this long after they finished (their
+  // campaign record and counters stay); 0 = never (only `salvo purge`).
+  std::uint32_t retentionSec = 0;
+};
+
 struct RetryConfig {
   std::uint32_t firstDelaySec = 300;     // 5 minutes
   std::uint32_t maxDelaySec = 4 * 3600;  // doubling up to this
@@ -129,6 +135,7 @@ struct SalvoConfig {
   std::vector<RouteConfig> routes;
   DeliveryConfig delivery;
   RetryConfig retry;
+  QueueConfig queue;
   PolicyConfig policy;
   std::vector<LimitOverrideConfig> limits;
 };

@@ -255,7 +255,7 @@ int Dispatcher::run() {
         auto shared = std::make_shared<std::vector<queue::Outcome>>(std::move(outcomes));
         control_.post([this, shared, status] { committed(std::move(*shared), status); });
       },
-      options_.groupCommit);
+      options_.groupCommit, [this] { sweepRetention(); });
 
   pumpTimer_ = std::make_unique<net::Timer>(control_);
   gaugeTimer_ = std::make_unique<net::Timer>(control_);
@@ -486,6 +486,28 @@ std::shared_ptr<const campaigns::Campaign> Dispatcher::campaignFor(std::uint32_t
   }
   campaigns_[number] = campaign;
   return campaign;
+}
+
+void Dispatcher::sweepRetention() {
+  const std::int64_t retentionMs = static_cast<std::int64_t>(config_.queue.retentionSec) * 1000;
+  if (retentionMs <= 0) {
+    return;
+  }
+  // Writer thread. Often enough to purge close to the deadline, rarely enough to cost
+  // nothing: a sweep reads every campaign's counters.
+  const std::int64_t t = now();
+  if (t - lastSweepMs_ < std::clamp<std::int64_t>(retentionMs / 4, 250, 60'000)) {
+    return;
+  }
+  lastSweepMs_ = t;
+  std::vector<std::string> purged;
+  auto st = store_.sweepFinished(t, retentionMs, purged);
+  for (const auto& name : purged) {
+    log(LogLevel::Info, "retention: purged the job records of finished campaign '{}'", name);
+  }
+  if (!st.isOk()) {
+    log(LogLevel::Error, "retention: {}", st.message());
+  }
 }
 
 void Dispatcher::noteFinished(const std::string& site, std::int64_t nowMs) {

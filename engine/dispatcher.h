@@ -186,6 +186,10 @@ class Dispatcher : public ResultSink {
   std::vector<queue::Suppression> toSuppress_;
   std::atomic<std::uint64_t> suppressedAdded_{0};
   void writeSuppressions();  // writer thread
+  // Writer thread, every OutcomeWriter tick: purges finished campaigns past
+  // queue.retention (JobStore::sweepFinished).
+  void sweepRetention();
+  std::int64_t lastSweepMs_ = 0;  // writer thread
 
   std::mutex resultsMutex_;
   std::vector<DeliveryResult> results_;  // from delivery loops, drained on the control loop

@@ -219,7 +219,21 @@ TEST_F(ConfigTest, TypeErrors) {
                       at(":3:11: 'data_dir' must be a single value, not a list")}));
   EXPECT_EQ(load("- a\n"),
             Messages{at(":1:1: expected a map of settings (data_dir, metrics, dns, delivery, "
-                        "retry, routes)")});
+                        "retry, routes, policy, limits, queue)")});
+}
+
+TEST_F(ConfigTest, QueueRetention) {
+  EXPECT_EQ(load(""), Messages{});
+  EXPECT_EQ(config_->queue.retentionSec, 0u);  // never purged unless asked
+  EXPECT_EQ(load("queue:\n  retention: 30d\n"), Messages{});
+  EXPECT_EQ(config_->queue.retentionSec, 30u * 86400);
+  EXPECT_EQ(load("queue:\n  retention: soon\n"),
+            Messages{at(":2:14: 'retention' has an invalid duration 'soon' (use e.g. 500ms, 30s, "
+                        "5m, 4h, 3d or a number of seconds)")});
+  EXPECT_EQ(load("queue:\n  retention: 1500ms\n"),
+            Messages{at(":2:14: 'retention' must be a whole number of seconds (got '1500ms')")});
+  EXPECT_EQ(load("queue:\n  retension: 1d\n"),
+            Messages{at(":2:3: unknown key 'retension' (did you mean 'retention'?)")});
 }
 
 TEST_F(ConfigTest, TlsAndSmtpTimeouts) {

@@ -103,6 +103,30 @@ class Control(harness.Workspace):
         sink.stop()
         self.assertEqual(os.listdir(self.path("data", "control")), [])
 
+    def test_retention_purges_finished_campaigns_on_a_running_daemon(self):
+        sink = harness.Sink(self.dir, maildir=False)
+        config = self.write_config(sink.port, extra="queue:\n  retention: 1s\n")
+        done = self.make_campaign("done", 20)
+        waiting = self.make_campaign("waiting", 20)
+        self.salvo("submit", done, config=config, check=0)
+        self.salvo("submit", waiting, config=config, check=0)
+        self.salvo("pause", "waiting", config=config, check=0)
+        daemon = self.start("run", config=config)
+
+        def purged():
+            with open(self.path("proc-0.log")) as f:
+                return "purged the job records of finished campaign 'done'" in f.read()
+        harness.wait_for(purged, timeout=30, what="the retention sweep to purge 'done'")
+        daemon.terminate()
+        self.assertEqual(daemon.wait(timeout=60), 0)
+        with open(self.path("proc-0.log")) as f:
+            self.assertNotIn("'waiting'", f.read())  # paused with jobs waiting: not finished
+        status = self.status(config)
+        # Counters and the campaign record stay after the purge.
+        self.assertEqual((status["done"]["delivered"], status["done"]["queued"]), (20, 0))
+        self.assertEqual(status["waiting"]["queued"], 20)
+        sink.stop()
+
     def test_commands_without_a_daemon(self):
         config = self.write_config(harness.free_port())
         self.salvo("submit", self.make_campaign("c", 20), config=config, check=0)
