@@ -42,6 +42,19 @@ def wait_for(predicate, timeout=60.0, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def campaign_yaml(name, recipients):
+    """A minimal campaign: id `name`, the given recipient addresses inline."""
+    inline = "\n".join(f"  - email: {r}" for r in recipients)
+    return f"""\
+id: {name}
+from: sender@origin.example
+subject: "Hi"
+text: "Hello"
+recipients:
+{inline}
+"""
+
+
 class Sink:
     """`salvo sink` on a free loopback port, optionally writing a maildir."""
 

@@ -22,18 +22,6 @@ SINK_RATE = 100     # messages per second the sink accepts, over all connections
 SENDER_RATE = 400   # the destination's configured messages-per-second limit
 
 
-def campaign_yaml(name, recipients):
-    inline = "\n".join(f"  - email: {r}" for r in recipients)
-    return f"""\
-id: {name}
-from: sender@origin.example
-subject: "Hi"
-text: "Hello"
-recipients:
-{inline}
-"""
-
-
 class Adaptive(harness.Workspace):
     def run_once(self, label, rules_file):
         """Delivers N recipients against a rate-limited sink; returns (sink stats, status)."""
@@ -63,7 +51,7 @@ limits:
     failed_cohort_limit: 0
 """)
         recipients = [f"r{i}@d.example" for i in range(N)]
-        self.salvo("submit", self.write(f"{label}-c.yaml", campaign_yaml(label, recipients)),
+        self.salvo("submit", self.write(f"{label}-c.yaml", harness.campaign_yaml(label, recipients)),
                    config=config, check=0)
         daemon = self.start("run", config=config)
         harness.wait_for(lambda: self.status(config)[label]["delivered"] == N, timeout=60,

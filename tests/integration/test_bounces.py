@@ -19,18 +19,6 @@ def metric(text, name, **labels):
     return total
 
 
-def campaign_yaml(name, recipients):
-    inline = "\n".join(f"  - email: {r}" for r in recipients)
-    return f"""\
-id: {name}
-from: sender@origin.example
-subject: "Hi"
-text: "Hello"
-recipients:
-{inline}
-"""
-
-
 class Bounces(harness.Workspace):
     def test_hard_bounces_are_classified_counted_and_suppressed(self):
         bad = [f"reject-me{i}@d{i % 2}.example" for i in range(6)]
@@ -40,7 +28,7 @@ class Bounces(harness.Workspace):
                             extra=["--reject-rcpt", "reject-me", "--defer-rcpt", "defer-me"])
         port = harness.free_port()
         config = self.write_config(sink.port, metrics=f"127.0.0.1:{port}")
-        self.salvo("submit", self.write("a.yaml", campaign_yaml("first", bad + good + soft)),
+        self.salvo("submit", self.write("a.yaml", harness.campaign_yaml("first", bad + good + soft)),
                    config=config, check=0)
         daemon = self.start("run", config=config)
 
@@ -70,7 +58,7 @@ class Bounces(harness.Workspace):
             self.assertNotIn(address, listed)
 
         # A later campaign to the same people skips the hard-bounced addresses.
-        self.salvo("submit", self.write("b.yaml", campaign_yaml("second", bad + good)),
+        self.salvo("submit", self.write("b.yaml", harness.campaign_yaml("second", bad + good)),
                    config=config, check=0)
         self.salvo("run", "--until-idle", config=config, check=0)
         s = self.status(config)["second"]
@@ -87,7 +75,7 @@ retry:
   max_delay: 1s
   max_age: 2s
 """)
-        self.salvo("submit", self.write("c.yaml", campaign_yaml("late", ["defer-me@d0.example"])),
+        self.salvo("submit", self.write("c.yaml", harness.campaign_yaml("late", ["defer-me@d0.example"])),
                    config=config, check=0)
         daemon = self.start("run", config=config)
         harness.wait_for(lambda: self.status(config)["late"]["expired"] == 1, timeout=60,

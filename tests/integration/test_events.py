@@ -8,18 +8,6 @@ import json
 import harness
 
 
-def campaign_yaml(name, recipients):
-    inline = "\n".join(f"  - email: {r}" for r in recipients)
-    return f"""\
-id: {name}
-from: sender@origin.example
-subject: "Hi"
-text: "Hello"
-recipients:
-{inline}
-"""
-
-
 class Events(harness.Workspace):
     def test_events_exported_per_campaign(self):
         good = [f"ok{i}@d{i % 3}.example" for i in range(7)]
@@ -28,9 +16,9 @@ class Events(harness.Workspace):
         sink = harness.Sink(self.dir, maildir=False,
                             extra=["--reject-rcpt", "reject-me", "--defer-rcpt", "defer-me"])
         config = self.write_config(sink.port)
-        self.salvo("submit", self.write("a.yaml", campaign_yaml("alpha", good + bad + soft)),
+        self.salvo("submit", self.write("a.yaml", harness.campaign_yaml("alpha", good + bad + soft)),
                    config=config, check=0)
-        self.salvo("submit", self.write("b.yaml", campaign_yaml("beta", ["ok-b@d0.example"])),
+        self.salvo("submit", self.write("b.yaml", harness.campaign_yaml("beta", ["ok-b@d0.example"])),
                    config=config, check=0)
         self.salvo("run", "--until-idle", config=config, check=0)
         sink.stop()
@@ -86,14 +74,14 @@ class Events(harness.Workspace):
         self.salvo("suppress", "add", "gone@d1.example", "complaint", config=config, check=0)
         self.salvo("suppress", "add", "left@d2.example", config=config, check=0)
         recipients = ["ok1@d0.example", "gone@d1.example", "left@d2.example"]
-        r = self.salvo("submit", self.write("a.yaml", campaign_yaml("alone", recipients)),
+        r = self.salvo("submit", self.write("a.yaml", harness.campaign_yaml("alone", recipients)),
                        config=config, check=0)
         self.assertIn("2 suppressed recipient(s) skipped", r.stdout)
         daemon = self.start("run", config=config)
         try:
             harness.wait_for(lambda: self.status(config)["alone"]["delivered"] == 1,
                              timeout=60, what="the first campaign delivered")
-            r = self.salvo("submit", self.write("b.yaml", campaign_yaml("via-daemon", recipients)),
+            r = self.salvo("submit", self.write("b.yaml", harness.campaign_yaml("via-daemon", recipients)),
                            config=config, check=0)
             self.assertIn("2 suppressed recipient(s) skipped", r.stdout)
             harness.wait_for(lambda: self.status(config)["via-daemon"]["delivered"] == 1,

@@ -23,18 +23,6 @@ def fault_hash(seed, text):
     return (mix(h ^ mix(seed)) >> 11) * 2.0 ** -53
 
 
-def campaign_yaml(name, recipients):
-    inline = "\n".join(f"  - email: {r}" for r in recipients)
-    return f"""\
-id: {name}
-from: sender@origin.example
-subject: "Hi"
-text: "Hello"
-recipients:
-{inline}
-"""
-
-
 RETRY_FAST = """\
 retry:
   first_delay: 1s
@@ -49,7 +37,7 @@ class SinkFaults(harness.Workspace):
     def deliver_all(self, sink, name, recipients):
         """Runs the daemon until every recipient has a final outcome; returns the status."""
         config = self.write_config(sink.port, extra=RETRY_FAST)
-        self.salvo("submit", self.write(f"{name}.yaml", campaign_yaml(name, recipients)),
+        self.salvo("submit", self.write(f"{name}.yaml", harness.campaign_yaml(name, recipients)),
                    config=config, check=0)
         daemon = self.start("run", config=config)
         n = len(recipients)

@@ -20,18 +20,6 @@ def metric(text, name, **labels):
     return total
 
 
-def campaign_yaml(name, recipients):
-    inline = "\n".join(f"  - email: {r}" for r in recipients)
-    return f"""\
-id: {name}
-from: sender@origin.example
-subject: "Hi"
-text: "Hello"
-recipients:
-{inline}
-"""
-
-
 class Throttle(harness.Workspace):
     def config(self, routes, extra="", metrics="off"):
         return self.write("salvo.yaml", f"""\
@@ -64,7 +52,7 @@ limits:
         n_slow, n_fast = 50, 400
         recipients = [f"s{i}@slow.example" for i in range(n_slow)] + \
                      [f"f{i}@fast.example" for i in range(n_fast)]
-        self.salvo("submit", self.write("c.yaml", campaign_yaml("mixed", recipients)),
+        self.salvo("submit", self.write("c.yaml", harness.campaign_yaml("mixed", recipients)),
                    config=config, check=0)
         r = self.salvo("run", "--until-idle", config=config, check=0)
         self.assertIn(f"{n_slow + n_fast} delivered", r.stdout)
@@ -95,7 +83,7 @@ limits:
 """)
         n = 60
         self.salvo("submit", self.write(
-            "c.yaml", campaign_yaml("busy", [f"r{i}@d.example" for i in range(n)])),
+            "c.yaml", harness.campaign_yaml("busy", [f"r{i}@d.example" for i in range(n)])),
             config=config, check=0)
         daemon = self.start("run", config=config)
         harness.wait_for(lambda: self.status(config)["busy"]["delivered"] == n, timeout=90,
@@ -121,7 +109,7 @@ limits:
   - match: "*.example"
     host: 127.0.0.1
     port: {sink.port}""")
-        text = campaign_yaml("paced", [f"p{i}@d{i % 4}.example" for i in range(30)])
+        text = harness.campaign_yaml("paced", [f"p{i}@d{i % 4}.example" for i in range(30)])
         self.salvo("submit", self.write("c.yaml", text + "rate: 10/s\n"), config=config, check=0)
         r = self.salvo("run", "--until-idle", config=config, check=0)
         self.assertIn("30 delivered", r.stdout)
