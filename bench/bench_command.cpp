@@ -1,11 +1,14 @@
 #include "bench/bench_command.h"
 
 #include <fcntl.h>
+#include <netdb.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +16,7 @@
 #include <fmt/ostream.h>
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -57,7 +61,7 @@ std::int64_t wallClockMs() {
 // `salvo sink` in its own process, so its CPU is not counted as Salvo's.
 class SinkProcess {
  public:
-  bool start(const std::string& binary, const fs::path& statsPath, std::string& error) {
+  bool start(const std::string& binary, const fs::path& statsPath, bool tls, std::string& error) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
       error = "pipe: " + std::string(strerror(errno));
@@ -69,6 +73,9 @@ class SinkProcess {
     std::string stats = statsPath.string();
     std::vector<std::string> args = {binary,        "sink",         "--listen",
                                      "127.0.0.1:0", "--stats-json", stats};
+    if (tls) {
+      args.emplace_back("--tls");
+    }
     std::vector<char*> argv;
     for (auto& a : args) {
       argv.push_back(a.data());
@@ -154,6 +161,79 @@ bool writeDkimKey(const fs::path& path, const std::string& kind, std::string& er
   return ok;
 }
 
+// Connects to `host`:`port`, reads the greeting, sends EHLO and QUIT: true when the EHLO
+// reply lists STARTTLS. A blocking exchange (10 s timeouts) before the benchmark starts.
+bool offersStartTls(const std::string& host, std::uint16_t port, std::string& error) {
+  const std::string where = fmt::format("{}:{}", host, port);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int gai = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found);
+  if (gai != 0) {
+    error = fmt::format("--tls: cannot resolve {}: {}", host, gai_strerror(gai));
+    return false;
+  }
+  int fd = -1;
+  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
+    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd >= 0 && ::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  freeaddrinfo(found);
+  if (fd < 0) {
+    error = fmt::format("--tls: cannot connect to {}: {}", where, strerror(errno));
+    return false;
+  }
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  std::string in;
+  // Reads one complete reply (its last line is "NNN " + text); "" when the peer is gone.
+  auto reply = [&in, fd]() -> std::string {
+    for (;;) {
+      for (std::size_t pos = 0, nl; (nl = in.find("\r\n", pos)) != std::string::npos;
+           pos = nl + 2) {
+        if (nl - pos >= 4 && in[pos + 3] == ' ') {
+          std::string whole = in.substr(0, nl + 2);
+          in.erase(0, nl + 2);
+          return whole;
+        }
+      }
+      char buf[4096];
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) {
+        return {};
+      }
+      in.append(buf, static_cast<std::size_t>(n));
+    }
+  };
+  const std::string ehlo = "EHLO salvo-bench.localhost\r\n";
+  std::string greeting = reply();
+  bool sent = !greeting.empty() &&
+              ::send(fd, ehlo.data(), ehlo.size(), MSG_NOSIGNAL) == ssize_t(ehlo.size());
+  std::string answer = sent ? reply() : std::string();
+  const std::string quit = "QUIT\r\n";
+  ::send(fd, quit.data(), quit.size(), MSG_NOSIGNAL);
+  ::close(fd);
+  if (answer.rfind("250", 0) != 0) {
+    error =
+        fmt::format("--tls: {} did not answer EHLO (greeting \"{}\", reply \"{}\")", where,
+                    greeting.substr(0, greeting.find('\r')), answer.substr(0, answer.find('\r')));
+    return false;
+  }
+  std::string upper = answer;
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  if (upper.find("250-STARTTLS\r\n") == std::string::npos &&
+      upper.find("250 STARTTLS\r\n") == std::string::npos) {
+    error = fmt::format("--tls: {} does not offer STARTTLS in its EHLO reply", where);
+    return false;
+  }
+  return true;
+}
+
 void writeCampaign(const fs::path& dir, const BenchOptions& o) {
   {
     std::ofstream csv(dir / "recipients.csv");
@@ -226,6 +306,7 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
   report.domains = options.domains;
   report.messageBytes = options.size;
   report.dkim = options.dkim;
+  report.tls = options.tls;
 
   SinkProcess sink;
   campaigns::RouteConfig route;
@@ -234,7 +315,7 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
     std::string binary = options.salvoBinary.empty() ? fs::read_symlink("/proc/self/exe").string()
                                                      : options.salvoBinary;
     std::string error;
-    if (!sink.start(binary, dir / "sink-stats.json", error)) {
+    if (!sink.start(binary, dir / "sink-stats.json", options.tls, error)) {
       err << "salvo bench: " << error << "\n";
       return campaigns::kExitSoftware;
     }
@@ -248,6 +329,15 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
     }
     route.host = options.target.substr(0, pos);
     route.port = static_cast<std::uint16_t>(std::stoi(options.target.substr(pos + 1)));
+    std::string error;
+    if (options.tls && !offersStartTls(route.host, route.port, error)) {
+      err << "salvo bench: " << error << "\n";
+      return campaigns::kExitConfig;
+    }
+  }
+  if (options.tls) {
+    // Every message over TLS; no verification: the own sink's certificate is self-signed.
+    route.tls = campaigns::TlsMode::Required;
   }
   report.target = fmt::format("{}:{}", route.host, route.port);
 
@@ -357,6 +447,8 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
     auto stats = nlohmann::json::parse(in, nullptr, false);
     if (!stats.is_discarded()) {
       report.sinkMessages = stats.value("messages", std::uint64_t{0});
+      report.sinkConnections = stats.value("connections", std::uint64_t{0});
+      report.sinkTlsSessions = stats.value("tls", std::uint64_t{0});
     }
   }
 
@@ -382,6 +474,9 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
         {"peak_rss_mib", report.peakRssMiB},
         {"outcome_batches", report.outcomeBatches},
         {"dkim", report.dkim},
+        {"tls", report.tls},
+        {"sink_connections", report.sinkConnections},
+        {"sink_tls_sessions", report.sinkTlsSessions},
         {"latency_samples", report.latencySamples},
         {"latency_p50_ms", report.latencyP50Ms},
         {"latency_p99_ms", report.latencyP99Ms},
@@ -402,9 +497,15 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
       fmt::print(out, "  dkim      {} (key generated for this run)\n",
                  report.dkim == "rsa" ? "rsa-sha256, 2048 bits" : "ed25519-sha256");
     }
+    fmt::print(out, "  tls       {}\n",
+               report.tls ? "on (STARTTLS required on every connection, not verified)" : "off");
     if (options.target.empty()) {
       fmt::print(out, "  sink      {} messages received, {:.2f} CPU s\n", report.sinkMessages,
                  report.sinkCpuSeconds);
+      if (report.tls) {
+        fmt::print(out, "  sink tls  {} TLS sessions on {} connections\n", report.sinkTlsSessions,
+                   report.sinkConnections);
+      }
     }
     fmt::print(out, "  cpu       {:.2f} s ({:.1f} ms per 1,000 messages)\n", report.cpuSeconds,
                report.delivered ? report.cpuSeconds * 1e6 / report.delivered : 0.0);

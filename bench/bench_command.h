@@ -4,8 +4,10 @@
 // given, generates a synthetic campaign, submits it and runs the engine until idle, then
 // reports submit rate, delivery rate, delivery latency (lease to outcome, p50/p99), CPU
 // per 1,000 messages, peak RSS and synced batches, as text or JSON. With --dkim it signs
-// every message with a key generated for the run. It measures; it asserts nothing about
-// speed.
+// every message with a key generated for the run. With --tls every message goes over
+// STARTTLS (the route's tls is `required`, unverified): its own sink offers STARTTLS with
+// a self-signed certificate, and a --target must offer it (checked with one EHLO before
+// submitting). It measures; it asserts nothing about speed.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,7 @@ struct BenchOptions {
   int threads = 0;            // delivery loops; 0 = one per core
   int connections = 8;        // per destination
   std::string dkim = "none";  // "none", "rsa" (rsa-sha256, 2048 bits) or "ed25519"
+  bool tls = false;           // STARTTLS required on every connection
   bool json = false;
   bool progress = true;     // a progress line when stderr is a terminal
   std::string keepDir;      // when set, work there and keep it
@@ -42,6 +45,9 @@ struct BenchReport {
   double cpuSeconds = 0;      // this process, during delivery
   double sinkCpuSeconds = 0;  // the sink process, whole life (own sink only)
   std::uint64_t sinkMessages = 0;
+  std::uint64_t sinkConnections = 0;  // own sink only
+  std::uint64_t sinkTlsSessions = 0;  // own sink only
+  bool tls = false;
   double peakRssMiB = 0;
   std::string target;
   std::string dkim = "none";

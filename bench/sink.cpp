@@ -111,15 +111,39 @@ class Sink::Connection : public net::TcpHandler, public SinkSessionEvents {
       early_.append(bytes);
       return;
     }
-    session_.feed(bytes);
+    if (tls_) {
+      onTlsBytes(bytes);
+    } else {
+      session_.feed(bytes);
+    }
     if (quit_) {
       finish();  // the 221 is queued: destroying the connection flushes it, then closes
     }
   }
 
-  void onClosed(const std::string&) override { finish(); }
+  void onClosed(const std::string&) override {
+    if (tls_ && !tls_->established()) {
+      sink_.tlsFailed_.fetch_add(1, std::memory_order_relaxed);
+    }
+    finish();
+  }
 
-  void sendReply(std::string_view bytes) override { tcp_->write(bytes); }
+  void sendReply(std::string_view bytes) override {
+    if (!tls_) {
+      tcp_->write(bytes);
+      return;
+    }
+    cipherOut_.clear();
+    if (tls_->write(bytes, cipherOut_) == net::TlsStream::Result::Failed) {
+      quit_ = true;  // nothing more can be said on this connection
+      return;
+    }
+    tcp_->write(cipherOut_);
+  }
+
+  // The session accepted STARTTLS and its 220 went out in plaintext: from now on every
+  // byte read is ciphertext. The session dropped whatever followed the command.
+  void onStartTls() override { tls_ = std::make_unique<net::TlsServer>(*sink_.tlsContext_); }
 
   bool onMessage(const SinkMessage& message, std::string& error) override {
     if (sink_.options_.delayMs > 0) {
@@ -192,6 +216,36 @@ class Sink::Connection : public net::TcpHandler, public SinkSessionEvents {
     session_.greet();
   }
 
+  void onTlsBytes(std::string_view bytes) {
+    plainIn_.clear();
+    cipherOut_.clear();
+    const bool wasEstablished = tls_->established();
+    const auto result = tls_->feed(bytes, plainIn_, cipherOut_);
+    if (!cipherOut_.empty()) {
+      tcp_->write(cipherOut_);  // handshake messages, or an alert before closing
+    }
+    switch (result) {
+      case net::TlsStream::Result::Failed:
+        if (!wasEstablished) {
+          sink_.tlsFailed_.fetch_add(1, std::memory_order_relaxed);
+        }
+        quit_ = true;
+        return;
+      case net::TlsStream::Result::Closed:
+        quit_ = true;
+        return;
+      case net::TlsStream::Result::Established:
+        sink_.tls_.fetch_add(1, std::memory_order_relaxed);
+        session_.tlsEstablished();
+        break;
+      case net::TlsStream::Result::Ok:
+        break;
+    }
+    if (!plainIn_.empty()) {
+      session_.feed(plainIn_);  // replies come back through sendReply(), into cipherOut_
+    }
+  }
+
   // Destroys this connection: nothing may touch a member afterwards.
   void finish() {
     sink_.openConnections_.fetch_sub(1, std::memory_order_relaxed);
@@ -210,6 +264,9 @@ class Sink::Connection : public net::TcpHandler, public SinkSessionEvents {
   std::unique_ptr<net::Timer> greetingTimer_;
   std::uint64_t rateWindowMs_ = 0;
   std::uint64_t rateCount_ = 0;
+  std::unique_ptr<net::TlsServer> tls_;  // after STARTTLS
+  std::string plainIn_;                  // decrypted input of one read
+  std::string cipherOut_;                // encrypted output of one write
 };
 
 std::optional<Sink::Profile> Sink::profile(const std::string& name) {
@@ -305,6 +362,7 @@ Sink::Sink(Options options) : options_(std::move(options)) {
   rules_.maxMessageSize = options_.maxMessageSize;
   rules_.capture = !options_.maildir.empty();
   rules_.chunking = options_.chunking;
+  rules_.startTls = options_.tls || !options_.tlsCert.empty() || !options_.tlsKey.empty();
 }
 
 Sink::~Sink() {
@@ -347,6 +405,9 @@ bool Sink::start(std::string& error) {
     return false;
   }
   if (!options_.maildir.empty() && !prepareMaildir(error)) {
+    return false;
+  }
+  if (rules_.startTls && !tlsContext_ && !prepareTls(error)) {
     return false;
   }
   pid_ = static_cast<long>(::getpid());
@@ -482,7 +543,24 @@ Sink::Stats Sink::stats() const {
   s.connectionLimited = connectionLimited_.load(std::memory_order_relaxed);
   s.dropped = dropped_.load(std::memory_order_relaxed);
   s.delayedGreetings = delayedGreetings_.load(std::memory_order_relaxed);
+  s.tls = tls_.load(std::memory_order_relaxed);
+  s.tlsFailed = tlsFailed_.load(std::memory_order_relaxed);
   return s;
+}
+
+bool Sink::prepareTls(std::string& error) {
+  if (!rules_.startTls) {
+    return true;
+  }
+  if (options_.tlsCert.empty() != options_.tlsKey.empty()) {
+    error = options_.tlsCert.empty() ? "--tls-key needs --tls-cert (the certificate chain)"
+                                     : "--tls-cert needs --tls-key (the certificate's key)";
+    return false;
+  }
+  tlsContext_ = options_.tlsCert.empty()
+                    ? net::TlsContext::createSelfSignedServer(error)
+                    : net::TlsContext::createServer(options_.tlsCert, options_.tlsKey, error);
+  return tlsContext_ != nullptr;
 }
 
 bool Sink::loadAuth(std::string& error) {

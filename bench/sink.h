@@ -11,6 +11,9 @@
 // (except the legacy --delay-ms): the greeting delay is a timer, connections are dropped
 // at accept, and the per-connection and sink-wide rate limits answer a MAIL with 421
 // (docs/sink.md). The session decides the per-recipient faults.
+// With TLS, STARTTLS is offered; the connection runs the server handshake through a
+// net::TlsServer (memory BIOs) and the session sees only plaintext. One TLS context
+// (the given certificate, or a self-signed one made at start) serves every loop.
 #pragma once
 
 #include <atomic>
@@ -25,6 +28,7 @@
 
 #include "bench/sink_session.h"
 #include "engine/net/address.h"
+#include "engine/net/tls.h"
 
 namespace salvo::bench {
 
@@ -53,6 +57,12 @@ class Sink {
     bool measureRate = false;
     // Offer CHUNKING (BDAT, RFC 3030).
     bool chunking = false;
+    // Offer STARTTLS (RFC 3207) with the PEM certificate chain and key in these files, or
+    // with a self-signed certificate made at start when both are empty. Setting the files
+    // implies tls.
+    bool tls = false;
+    std::string tlsCert;
+    std::string tlsKey;
 
     // Fault injection (docs/sink.md). "accept-all" (no faults) or "realistic" (a table of
     // per-domain fractions, a greeting delay, dropped connections and a per-connection
@@ -99,6 +109,8 @@ class Sink {
     std::uint64_t connectionLimited = 0;  // MAILs answered 421 by reply421Every
     std::uint64_t dropped = 0;            // connections closed without a reply
     std::uint64_t delayedGreetings = 0;   // greetings sent after the greeting delay
+    std::uint64_t tls = 0;                // TLS handshakes completed (STARTTLS)
+    std::uint64_t tlsFailed = 0;          // STARTTLS handshakes that failed
   };
 
   explicit Sink(Options options);
@@ -114,6 +126,10 @@ class Sink {
   // False with a message ("listen 127.0.0.1:2525: address already in use", "bad listen
   // address ...", "cannot create maildir ...", "--auth ...").
   bool start(std::string& error);
+  // Builds the TLS context when TLS is asked for (start() calls it if nobody did): false
+  // with a message naming the file ("TLS key file k.pem: cannot read: ...", "--tls-cert
+  // needs --tls-key"). Lets a caller tell bad TLS options apart from a failed start.
+  bool prepareTls(std::string& error);
   // The number of loops serving, once started.
   std::size_t threads() const { return workers_.size(); }
   // The bound port (the real one after listening on port 0); 0 before start().
@@ -163,6 +179,9 @@ class Sink {
   std::atomic<std::uint64_t> connectionLimited_{0};
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint64_t> delayedGreetings_{0};
+  std::atomic<std::uint64_t> tls_{0};
+  std::atomic<std::uint64_t> tlsFailed_{0};
+  std::shared_ptr<net::TlsContext> tlsContext_;  // built by prepareTls(); shared by the loops
   std::mutex sinkRateMutex_;
   std::uint64_t sinkRateWindowMs_ = 0;  // start of the current one-second window
   std::uint64_t sinkRateCount_ = 0;     // messages admitted in it

@@ -20,9 +20,10 @@ std::string statsJson(const Sink::Stats& s, bool peaks) {
       "{{\"connections\": {}, \"messages\": {}, \"recipients\": {}, \"rejected\": {}, "
       "\"deferred\": {}, \"bytes\": {}, \"faults4xx\": {}, \"faults5xx\": {}, "
       "\"rateLimited\": {}, \"connectionLimited\": {}, \"dropped\": {}, "
-      "\"delayedGreetings\": {}{}}}\n",
+      "\"delayedGreetings\": {}, \"tls\": {}, \"tlsFailed\": {}{}}}\n",
       s.connections, s.messages, s.recipients, s.rejected, s.deferred, s.bytes, s.faults4xx,
-      s.faults5xx, s.rateLimited, s.connectionLimited, s.dropped, s.delayedGreetings,
+      s.faults5xx, s.rateLimited, s.connectionLimited, s.dropped, s.delayedGreetings, s.tls,
+      s.tlsFailed,
       peaks ? fmt::format(", \"peak_connections\": {}, \"peak_messages_per_second\": {}",
                           s.peakConnections, s.peakMessagesPerSecond)
             : std::string());
@@ -72,6 +73,10 @@ int runSinkCommand(const Sink::Options& options, const std::string& statsJsonPat
   // ends in an orderly stop.
   net::EventLoop signals;
   Sink sink(options);
+  if (!sink.prepareTls(error)) {
+    err << "salvo sink: " << error << std::endl;
+    return kSinkExitConfig;
+  }
   {
     net::SignalWatcher onInt(signals, SIGINT, [&signals] { signals.stop(); });
     net::SignalWatcher onTerm(signals, SIGTERM, [&signals] { signals.stop(); });
@@ -91,6 +96,10 @@ int runSinkCommand(const Sink::Options& options, const std::string& statsJsonPat
   out << fmt::format("salvo sink: {} messages, {} recipients, {} rejected, {} deferred, {} bytes",
                      s.messages, s.recipients, s.rejected, s.deferred, s.bytes)
       << std::endl;
+  if (options.tls || !options.tlsCert.empty() || !options.tlsKey.empty()) {
+    out << fmt::format("salvo sink: TLS: {} sessions, {} failed handshakes", s.tls, s.tlsFailed)
+        << std::endl;
+  }
   const std::uint64_t faults =
       s.faults4xx + s.faults5xx + s.rateLimited + s.connectionLimited + s.dropped;
   if (faults > 0 || s.delayedGreetings > 0) {

@@ -20,8 +20,10 @@ inline constexpr int kSinkExitConfig = 78;  // EX_CONFIG: malformed listen addre
 // M recipients, R rejected, D deferred, B bytes" and writes those counts (and
 // connections) as a JSON object to `statsJsonPath` when it is not empty. Returns 0, 78
 // for a malformed listen address, 74 when the sink cannot start or the stats file cannot
-// be written (78 too for an unknown profile or an out-of-range fault option); errors go to
-// stderr as "salvo sink: <message>".
+// be written (78 too for an unknown profile, an out-of-range fault option or an unusable
+// TLS certificate or key file, named in the message); errors go to stderr as
+// "salvo sink: <message>". With TLS, a line "salvo sink: TLS: N sessions, F failed
+// handshakes" follows the summary, and the JSON has "tls" and "tlsFailed" in any case.
 int runSinkCommand(const Sink::Options& options, const std::string& statsJsonPath);
 
 // The same with the streams given, and `onListening(port)` called once the sink serves

@@ -122,7 +122,8 @@ bool decodeBase64(std::string_view in, std::string& out) {
          in.size() % 4 == 0;
 }
 
-constexpr const char* kStateNames[] = {"Greeting", "Idle", "Mail", "Data", "Closed", "Chunk"};
+constexpr const char* kStateNames[] = {"Greeting", "Idle",  "Mail",    "Data",
+                                       "Closed",   "Chunk", "StartTls"};
 
 // The SplitMix64 output function: spreads any 64-bit input over all 64 bits.
 std::uint64_t mix64(std::uint64_t z) {
@@ -165,6 +166,10 @@ SinkSession::SinkSession(const SinkRules& rules, SinkSessionEvents& events, std:
   if (rules_.chunking) {
     ehloReply_ += "250-CHUNKING\r\n";
   }
+  ehloReplyTls_ = ehloReply_ + "250 SMTPUTF8\r\n";
+  if (rules_.startTls) {
+    ehloReply_ += "250-STARTTLS\r\n";
+  }
   ehloReply_ += "250 SMTPUTF8\r\n";
 }
 
@@ -189,7 +194,7 @@ void SinkSession::flushReplies() {
 
 void SinkSession::feed(std::string_view bytes) {
   std::size_t pos = 0;
-  while (pos < bytes.size() && state_ != State::Closed) {
+  while (pos < bytes.size() && state_ != State::Closed && state_ != State::StartTls) {
     if (state_ == State::Data) {
       pos += consumeData(bytes.substr(pos));
       continue;
@@ -246,7 +251,44 @@ void SinkSession::feed(std::string_view bytes) {
   } else if (drop_) {
     drop_ = false;
     events_.onDrop();  // likewise
+  } else if (startTls_) {
+    startTls_ = false;
+    events_.onStartTls();  // likewise
   }
+}
+
+void SinkSession::tlsEstablished() {
+  // RFC 3207 §4.2: discard any knowledge obtained from the client before the handshake.
+  resetTransaction();
+  authenticated_ = false;
+  authStep_ = AuthStep::None;
+  authUser_.clear();
+  line_.clear();
+  discarding_ = false;
+  tls_ = true;
+  state_ = State::Greeting;
+}
+
+void SinkSession::startTls(std::string_view args) {
+  if (!args.empty()) {
+    reply("501 5.5.4 syntax: STARTTLS");
+    return;
+  }
+  if (tls_) {
+    reply("503 5.5.1 TLS already active");
+    return;
+  }
+  if (state_ == State::Greeting) {
+    reply("503 5.5.1 send EHLO first");
+    return;
+  }
+  if (state_ != State::Idle) {
+    reply("503 5.5.1 STARTTLS not permitted during a mail transaction");
+    return;
+  }
+  reply("220 2.0.0 ready to start TLS");
+  state_ = State::StartTls;  // the rest of this input is dropped, unread
+  startTls_ = true;
 }
 
 double SinkSession::nextRandom() {
@@ -471,6 +513,8 @@ void SinkSession::command(std::string_view line) {
     reply("250 2.0.0 Ok");
   } else if (iequals(verb, "AUTH") && !rules_.authUser.empty()) {
     auth(args);
+  } else if (iequals(verb, "STARTTLS") && rules_.startTls) {
+    startTls(args);
   } else if (iequals(verb, "NOOP")) {
     reply("250 2.0.0 Ok");
   } else if (iequals(verb, "QUIT")) {
@@ -578,7 +622,7 @@ void SinkSession::ehlo(std::string_view args, bool extended) {
   resetTransaction();
   state_ = State::Idle;
   if (extended) {
-    out_ += ehloReply_;
+    out_ += tls_ ? ehloReplyTls_ : ehloReply_;
   } else {
     out_ += "250 ";
     reply(rules_.hostname);

@@ -14,6 +14,11 @@
 // CHUNKING (RFC 3030) when `chunking` is set: BDAT chunks of raw octets (no dot-stuffing).
 // AUTH (RFC 4954, PLAIN and LOGIN) when `authUser` is set: it is advertised, MAIL needs it
 // first (530), and credentials other than the configured ones get 535.
+// STARTTLS (RFC 3207) when `startTls` is set: after "220 2.0.0 ready to start TLS" the
+// session ignores the rest of the input (plaintext pipelined after STARTTLS must not be
+// acted on: CVE-2011-0411) and asks its owner to run the handshake (onStartTls); once
+// the owner calls tlsEstablished() it forgets the EHLO, any AUTH and the transaction, and
+// needs EHLO again. The session never sees ciphertext.
 // It is a benchmark target: no allocation per line or per message once its buffers have
 // grown (recipient strings and the data buffer keep their capacity), and the data phase
 // scans with memchr instead of byte by byte.
@@ -71,6 +76,8 @@ struct SinkRules {
   std::size_t dropAfter = 0;
   // Offer CHUNKING (RFC 3030): BDAT chunks instead of DATA; off, BDAT gets 502.
   bool chunking = false;
+  // Offer STARTTLS (RFC 3207); off, STARTTLS gets 502.
+  bool startTls = false;
 };
 
 // A number in [0, 1) from a hash of `seed` and `text` (FNV-1a, then the SplitMix64
@@ -106,6 +113,10 @@ class SinkSessionEvents {
   // feed(), like onQuit().
   virtual void onDrop() {}
   virtual void onFault(SinkFault) {}
+  // STARTTLS was accepted: the 220 has been handed to sendReply() (in plaintext), and
+  // input is ignored until tlsEstablished(). The owner starts the server handshake; every
+  // later sendReply() belongs inside TLS. The last call of a feed().
+  virtual void onStartTls() {}
 };
 
 class SinkSession {
@@ -117,6 +128,7 @@ class SinkSession {
     Data,      // receiving message data
     Closed,    // after QUIT: input is ignored
     Chunk,     // reading the octets of a BDAT chunk (CHUNKING, RFC 3030)
+    StartTls,  // after "220 ready to start TLS", until tlsEstablished(): input is ignored
   };
   static const char* stateName(State state);
 
@@ -131,6 +143,10 @@ class SinkSession {
   void greet();
   // Consumes all of `bytes` (any slicing gives the same replies and messages).
   void feed(std::string_view bytes);
+  // The owner's TLS handshake completed (in state StartTls): back to Greeting, EHLO
+  // needed again, STARTTLS no longer offered.
+  void tlsEstablished();
+  bool tls() const { return tls_; }
 
   State state() const { return state_; }
 
@@ -149,6 +165,7 @@ class SinkSession {
   std::size_t consumeChunk(std::string_view in);
   void finishChunk();
   void auth(std::string_view args);
+  void startTls(std::string_view args);
   void authResponse(std::string_view line);  // a line of an AUTH exchange
   void checkCredentials(std::string_view user, std::string_view password);
   void resetTransaction();
@@ -161,6 +178,7 @@ class SinkSession {
   const SinkRules& rules_;
   SinkSessionEvents& events_;
   std::string ehloReply_;
+  std::string ehloReplyTls_;  // inside TLS: without STARTTLS
 
   State state_ = State::Greeting;
   std::string line_;         // a command line split across feeds
@@ -168,6 +186,8 @@ class SinkSession {
   std::string out_;          // replies of this feed()
   bool quit_ = false;
   bool drop_ = false;
+  bool startTls_ = false;     // onStartTls() due at the end of this feed()
+  bool tls_ = false;          // the handshake completed
   std::uint64_t random_ = 0;  // PRNG state
 
   std::size_t accepted_ = 0;  // messages accepted on this connection

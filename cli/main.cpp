@@ -425,6 +425,12 @@ int main(int argc, char** argv) {
           "messages per second over the whole sink; beyond: 421 4.7.0 rate limited, and close")
       ->check(CLI::NonNegativeNumber);
   sink->add_flag("--chunking", sinkOptions.chunking, "offer CHUNKING (BDAT, RFC 3030)");
+  sink->add_flag("--tls", sinkOptions.tls,
+                 "offer STARTTLS with a self-signed certificate made at start (localhost, "
+                 "127.0.0.1)");
+  sink->add_option("--tls-cert", sinkOptions.tlsCert,
+                   "PEM certificate chain for STARTTLS (implies --tls; needs --tls-key)");
+  sink->add_option("--tls-key", sinkOptions.tlsKey, "PEM private key of --tls-cert");
 
   salvo::bench::BenchOptions benchOptions;
   auto* bench = app.add_subcommand("bench", "measure delivery throughput against a local sink");
@@ -444,6 +450,8 @@ int main(int argc, char** argv) {
                    "sign with a key generated for the run: rsa, ed25519 or none")
       ->capture_default_str();
   bench->add_flag("--json", benchOptions.json, "machine-readable report");
+  bench->add_flag("--tls", benchOptions.tls,
+                  "STARTTLS on every connection (own sink: self-signed; --target must offer it)");
 
   std::string campaignName;
   auto* pause = app.add_subcommand("pause", "stop handing out a campaign's jobs");

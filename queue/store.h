@@ -126,7 +126,9 @@ class JobStore {
   // flight: every job delivered, bounced, expired or cancelled), keeping its campaign
   // record and counters, so `salvo status` still reports it. InvalidArgument while jobs
   // wait or are in flight (pause does not finish a campaign; cancel does). Synced.
-  Status purgeCampaign(const std::string& name);
+  // compactNow: also compact the purged range at once (reclaims the disk space now; slow
+  // for a large campaign), as `salvo purge` does.
+  Status purgeCampaign(const std::string& name, bool compactNow = true);
 
   // --- delivery ---
   // Leases up to `max` jobs due at or before `nowMs` of Active campaigns, not already

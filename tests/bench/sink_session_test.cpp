@@ -6,6 +6,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 // Counts heap allocations made while `gCounting` is set (the per-message allocation test).
@@ -89,11 +90,13 @@ class Recorder : public SinkSessionEvents {
   }
   void onDrop() override { ++drops; }
   void onFault(SinkFault fault) override { faults.push_back(fault); }
+  void onStartTls() override { ++startTls; }
 
   int mails = 0;
   int admitMails = 1 << 30;  // onMail() accepts this many, then answers overAdmission
   MailAdmission overAdmission = MailAdmission::Accept;
   int drops = 0;
+  int startTls = 0;
   std::vector<SinkFault> faults;
 };
 
@@ -123,6 +126,13 @@ class SinkSessionTest : public testing::TestWithParam<Slicing> {
     greeting_ = events_.replies;
     events_.replies.clear();
     events_.sends = 0;
+    feed(session, input);
+    lastState_ = session.state();
+    return events_.replies;
+  }
+
+  // Feeds `input` to `session` sliced as the parameter says.
+  void feed(SinkSession& session, std::string_view input) {
     switch (GetParam()) {
       case Slicing::Whole:
         session.feed(input);
@@ -139,8 +149,12 @@ class SinkSessionTest : public testing::TestWithParam<Slicing> {
         }
         break;
     }
-    lastState_ = session.state();
-    return events_.replies;
+  }
+
+  // The replies to `input` on `session`, then forgotten.
+  std::string take(SinkSession& session, std::string_view input) {
+    feed(session, input);
+    return std::exchange(events_.replies, {});
   }
 
   SinkRules rules_;
@@ -804,6 +818,77 @@ TEST_P(SinkSessionTest, OversizedBdatMessageIsRefusedAtLast) {
             std::string::npos)
       << replies;
   EXPECT_TRUE(events_.messages.empty());
+}
+
+// --- STARTTLS (RFC 3207) ---
+
+const char* kEhloReplyWithStartTls =
+    "250-salvo-sink\r\n"
+    "250-PIPELINING\r\n"
+    "250-SIZE 67108864\r\n"
+    "250-8BITMIME\r\n"
+    "250-ENHANCEDSTATUSCODES\r\n"
+    "250-STARTTLS\r\n"
+    "250 SMTPUTF8\r\n";
+
+TEST_P(SinkSessionTest, StartTlsDropsPipelinedPlaintextAndNeedsEhloAgain) {
+  rules_.startTls = true;
+  SinkSession session(rules_, events_);
+  session.greet();
+  events_.replies.clear();
+  // CVE-2011-0411: commands pipelined after STARTTLS, before the handshake, are injected
+  // by whoever sits on the path; none of them may be acted on, even if split over reads.
+  EXPECT_EQ(
+      take(session, "EHLO c\r\nSTARTTLS\r\nMAIL FROM:<evil@x>\r\nRCPT TO:<victim@y>\r\nDATA\r\n"),
+      std::string(kEhloReplyWithStartTls) + "220 2.0.0 ready to start TLS\r\n");
+  EXPECT_EQ(session.state(), SinkSession::State::StartTls);
+  EXPECT_EQ(events_.startTls, 1);
+  EXPECT_EQ(events_.mails, 0);
+  EXPECT_EQ(take(session, "QUIT\r\n"), "");  // still before the handshake: ignored
+  EXPECT_EQ(events_.quits, 0);
+
+  session.tlsEstablished();
+  EXPECT_TRUE(session.tls());
+  EXPECT_EQ(session.state(), SinkSession::State::Greeting);
+  EXPECT_EQ(take(session, "MAIL FROM:<a@x>\r\nEHLO c\r\nSTARTTLS\r\n"),
+            std::string("503 5.5.1 send EHLO or HELO first\r\n") + kEhloReply +
+                "503 5.5.1 TLS already active\r\n");
+  EXPECT_EQ(take(session, "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n"),
+            "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+            "250 2.0.0 Ok: queued\r\n221 2.0.0 Bye\r\n");
+  ASSERT_EQ(events_.messages.size(), 1U);
+  EXPECT_EQ(events_.messages[0].from, "a@x");
+  EXPECT_EQ(events_.startTls, 1);
+}
+
+TEST_P(SinkSessionTest, StartTlsSequencingAndSyntax) {
+  rules_.startTls = true;
+  EXPECT_EQ(run("STARTTLS\r\nEHLO c\r\nSTARTTLS now\r\nMAIL FROM:<a@x>\r\nSTARTTLS\r\n"),
+            std::string("503 5.5.1 send EHLO first\r\n") + kEhloReplyWithStartTls +
+                "501 5.5.4 syntax: STARTTLS\r\n"
+                "250 2.1.0 Ok\r\n"
+                "503 5.5.1 STARTTLS not permitted during a mail transaction\r\n");
+  EXPECT_EQ(events_.startTls, 0);
+  EXPECT_EQ(lastState_, SinkSession::State::Mail);
+}
+
+TEST_P(SinkSessionTest, AuthenticationIsForgottenAfterTheHandshake) {
+  rules_.startTls = true;
+  rules_.authUser = "u";
+  rules_.authPassword = "p";
+  SinkSession session(rules_, events_);
+  session.greet();
+  events_.replies.clear();
+  // "\0u\0p" in base64.
+  std::string replies = take(session, "EHLO c\r\nAUTH PLAIN AHUAcA==\r\nSTARTTLS\r\n");
+  EXPECT_TRUE(
+      replies.ends_with("235 2.7.0 Authentication successful\r\n"
+                        "220 2.0.0 ready to start TLS\r\n"))
+      << replies;
+  session.tlsEstablished();
+  replies = take(session, "EHLO c\r\nMAIL FROM:<a@x>\r\n");
+  EXPECT_TRUE(replies.ends_with("530 5.7.0 authentication required\r\n")) << replies;
+  EXPECT_EQ(replies.find("STARTTLS"), std::string::npos) << replies;
 }
 
 }  // namespace

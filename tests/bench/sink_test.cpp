@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bench/sink_main.h"
+#include "engine/net/tls.h"
 
 namespace salvo::bench {
 namespace {
@@ -75,6 +76,14 @@ class Client {
     std::string replies = buffer_.substr(0, pos);
     buffer_.erase(0, pos);
     return replies;
+  }
+
+  // Whatever is buffered, else the next read ("" when the server closed).
+  std::string receive() {
+    if (buffer_.empty()) {
+      fill();
+    }
+    return std::exchange(buffer_, {});
   }
 
   // Reads until the server closes; returns anything that came before.
@@ -357,7 +366,7 @@ TEST_F(SinkTest, CommandServesUntilSigtermAndWritesStats) {
             "{\"connections\": 1, \"messages\": 1, \"recipients\": 2, \"rejected\": 0, "
             "\"deferred\": 0, \"bytes\": 7, \"faults4xx\": 0, \"faults5xx\": 0, "
             "\"rateLimited\": 0, \"connectionLimited\": 0, \"dropped\": 0, "
-            "\"delayedGreetings\": 0}\n");
+            "\"delayedGreetings\": 0, \"tls\": 0, \"tlsFailed\": 0}\n");
 }
 
 TEST_F(SinkTest, CommandRejectsAMalformedAddressWith78) {
@@ -705,6 +714,180 @@ TEST_F(SinkTest, ChunkedMessageLandsInTheMaildir) {
   ASSERT_EQ(files.size(), 1U);
   EXPECT_EQ(readFile(files[0]), "Return-Path: <a@x>\r\nDelivered-To: b@y\r\nhi\r\n.\r\nbye\r\n");
   EXPECT_EQ(sink.stats().bytes, 12U);
+}
+
+// --- STARTTLS ---
+
+// The client side of TLS over a blocking Client, with Salvo's own TlsClient.
+class TlsOverClient {
+ public:
+  TlsOverClient(Client& client, net::TlsContext& context)
+      : client_(client), tls_(context, "127.0.0.1", false) {}
+
+  bool handshake() {
+    std::string out;
+    if (tls_.start(out) == net::TlsStream::Result::Failed) {
+      return false;
+    }
+    client_.send(out);
+    while (!tls_.established()) {
+      std::string in = client_.receive();
+      out.clear();
+      if (in.empty() || tls_.feed(in, plain_, out) == net::TlsStream::Result::Failed) {
+        ADD_FAILURE() << "handshake: " << tls_.error();
+        return false;
+      }
+      client_.send(out);
+    }
+    return true;
+  }
+
+  void send(std::string_view plain) {
+    std::string out;
+    ASSERT_EQ(tls_.write(plain, out), net::TlsStream::Result::Ok) << tls_.error();
+    client_.send(out);
+  }
+
+  // Decrypts until `count` complete replies have arrived.
+  std::string readReplies(int count) {
+    for (;;) {
+      int seen = 0;
+      std::size_t end = 0;
+      for (std::size_t pos = 0, nl; (nl = plain_.find("\r\n", pos)) != std::string::npos;
+           pos = nl + 2) {
+        if (nl - pos >= 4 && plain_[pos + 3] == ' ' && ++seen == count) {
+          end = nl + 2;
+          break;
+        }
+      }
+      if (end > 0) {
+        std::string replies = plain_.substr(0, end);
+        plain_.erase(0, end);
+        return replies;
+      }
+      std::string in = client_.receive();
+      std::string out;
+      if (in.empty() || tls_.feed(in, plain_, out) == net::TlsStream::Result::Failed) {
+        ADD_FAILURE() << "connection ended after " << seen << " of " << count << " replies";
+        return std::exchange(plain_, {});
+      }
+      client_.send(out);
+    }
+  }
+
+ private:
+  Client& client_;
+  net::TlsClient tls_;
+  std::string plain_;
+};
+
+const char* kEhloReplyWithStartTls =
+    "250-salvo-sink\r\n"
+    "250-PIPELINING\r\n"
+    "250-SIZE 67108864\r\n"
+    "250-8BITMIME\r\n"
+    "250-ENHANCEDSTATUSCODES\r\n"
+    "250-STARTTLS\r\n"
+    "250 SMTPUTF8\r\n";
+
+TEST_F(SinkTest, StartTlsOverARealSocketIgnoresInjectedPlaintext) {
+  Sink::Options options;
+  options.listen = "127.0.0.1:0";
+  options.tls = true;  // self-signed
+  options.maildir = (dir_ / "mail").string();
+  Sink sink(options);
+  std::string error;
+  ASSERT_TRUE(sink.start(error)) << error;
+  auto context = net::TlsContext::createClient("", error);
+  ASSERT_NE(context, nullptr) << error;
+  {
+    Client client(sink.port());
+    ASSERT_TRUE(client.connected());
+    client.readReplies(1);
+    client.send("EHLO c\r\n");
+    EXPECT_EQ(client.readReplies(1), kEhloReplyWithStartTls);
+    // The injected transaction travels in the same segment as STARTTLS.
+    client.send("STARTTLS\r\nMAIL FROM:<evil@x>\r\nRCPT TO:<victim@y>\r\nDATA\r\nowned\r\n.\r\n");
+    EXPECT_EQ(client.readReplies(1), "220 2.0.0 ready to start TLS\r\n");
+    TlsOverClient tls(client, *context);
+    ASSERT_TRUE(tls.handshake());
+    tls.send("MAIL FROM:<a@x>\r\n");
+    EXPECT_EQ(tls.readReplies(1), "503 5.5.1 send EHLO or HELO first\r\n");
+    tls.send("EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nsecret\r\n.\r\nQUIT\r\n");
+    std::string replies = tls.readReplies(6);
+    EXPECT_EQ(replies.find("STARTTLS"), std::string::npos) << replies;
+    EXPECT_TRUE(replies.ends_with("250 2.0.0 Ok: queued\r\n221 2.0.0 Bye\r\n")) << replies;
+  }
+  // One message, the one sent inside TLS.
+  auto files = listDir(dir_ / "mail" / "new");
+  ASSERT_EQ(files.size(), 1U);
+  std::string stored = readFile(files[0]);
+  EXPECT_NE(stored.find("Return-Path: <a@x>"), std::string::npos) << stored;
+  EXPECT_NE(stored.find("secret"), std::string::npos) << stored;
+  sink.stop();
+  Sink::Stats stats = sink.stats();
+  EXPECT_EQ(stats.messages, 1U);
+  EXPECT_EQ(stats.tls, 1U);
+  EXPECT_EQ(stats.tlsFailed, 0U);
+}
+
+TEST_F(SinkTest, PlaintextAfterStartTlsIsAFailedHandshake) {
+  Sink::Options options;
+  options.listen = "127.0.0.1:0";
+  options.tls = true;
+  options.threads = 1;
+  Sink sink(options);
+  std::string error;
+  ASSERT_TRUE(sink.start(error)) << error;
+  {
+    Client client(sink.port());
+    client.readReplies(1);
+    client.send("EHLO c\r\nSTARTTLS\r\n");
+    client.readReplies(2);
+    client.send("MAIL FROM:<a@x>\r\n");  // not a ClientHello
+    client.readToEof();                  // an alert, then the sink closes
+  }
+  sink.stop();
+  EXPECT_EQ(sink.stats().tls, 0U);
+  EXPECT_EQ(sink.stats().tlsFailed, 1U);
+}
+
+TEST_F(SinkTest, WithoutTlsStartTlsIsNotOffered) {
+  Sink::Options options;
+  options.listen = "127.0.0.1:0";
+  Sink sink(options);
+  std::string error;
+  ASSERT_TRUE(sink.start(error)) << error;
+  Client client(sink.port());
+  client.readReplies(1);
+  client.send("EHLO c\r\nSTARTTLS\r\n");
+  EXPECT_EQ(client.readReplies(2),
+            std::string(kEhloReply) + "502 5.5.1 command not implemented\r\n");
+}
+
+TEST_F(SinkTest, CommandRejectsUnusableTlsFilesWith78) {
+  auto run = [this](const std::string& cert, const std::string& key) {
+    Sink::Options options;
+    options.listen = "127.0.0.1:0";
+    options.tlsCert = cert;
+    options.tlsKey = key;
+    std::ostringstream out;
+    std::ostringstream err;
+    const int rc = runSinkCommand(options, "", out, err, nullptr);
+    EXPECT_EQ(rc, 78);
+    EXPECT_EQ(out.str(), "");
+    return err.str();
+  };
+  const std::string missing = (dir_ / "missing.pem").string();
+  EXPECT_EQ(run(missing, missing), "salvo sink: TLS certificate file " + missing +
+                                       ": cannot read: No such file or directory\n");
+  EXPECT_EQ(run(missing, ""), "salvo sink: --tls-cert needs --tls-key (the certificate's key)\n");
+  const std::string junk = (dir_ / "junk.pem").string();
+  std::ofstream(junk) << "junk\n";
+  std::string message = run(junk, junk);
+  EXPECT_EQ(
+      message.rfind("salvo sink: TLS certificate file " + junk + ": not a PEM certificate", 0), 0U)
+      << message;
 }
 
 }  // namespace
