@@ -148,6 +148,17 @@ routes:
                              f"{' '.join(cmd)} exited {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}")
         return r
 
+    def quick_shaping_rules(self, duration="3s"):
+        """The shipped shaping rules (examples/policy/shaping-rules.yaml) with every
+        30-minute duration shortened, so a test sees a cut and the recovery after it."""
+        shipped = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))), "examples", "policy", "shaping-rules.yaml")
+        with open(shipped) as f:
+            text = f.read()
+        self.assertIn("duration: 30m", text)
+        return self.write("quick-shaping.yaml", text.replace("duration: 30m",
+                                                             f"duration: {duration}"))
+
     def start(self, *args, config=None):
         cmd = [SALVO] + (["--config", config] if config else []) + list(args)
         log = open(self.path(f"proc-{len(self.procs)}.log"), "w")

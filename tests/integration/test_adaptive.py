@@ -66,11 +66,7 @@ limits:
         self.assertTrue(os.path.isfile(SHIPPED_RULES), SHIPPED_RULES)
         # The shipped rules with their recovery shortened from 30 minutes to 3 seconds, so
         # the run shows the whole cycle: cut on the 421s, then climb back.
-        with open(SHIPPED_RULES) as f:
-            shipped = f.read()
-        self.assertIn("duration: 30m", shipped)
-        quick_rules = self.write("quick-shaping.yaml", shipped.replace("duration: 30m",
-                                                                        "duration: 3s"))
+        quick_rules = self.quick_shaping_rules("3s")
         empty_rules = self.write("no-shaping.yaml", "rules: []\n")
         t0 = time.monotonic()
         shaped, shaped_status = self.run_once("shaped", quick_rules)

@@ -72,10 +72,12 @@ limits:
         config = self.config(f"""\
   - match: "*.example"
     host: 127.0.0.1
-    port: {sink.port}""", metrics=f"127.0.0.1:{port}", extra="""\
+    port: {sink.port}""", metrics=f"127.0.0.1:{port}", extra=f"""\
 retry:
   first_delay: 1s
   max_delay: 1s
+policy:
+  shaping_rules: {self.quick_shaping_rules("3s")}
 limits:
   - match: "*.example"
     max_connections: 3
