@@ -898,8 +898,9 @@ struct JobStore::Impl {
   // --- leases: jobs handed out by takeDue() whose outcome has not committed ---
   // In memory only. A leased job keeps its due entry until its outcome commits (that
   // write removes or replaces it), so a crash loses no job: after a restart every job
-  // that was in flight is simply due again. The scans skip leased entries. Lock order:
-  // takeMutex, then commitMutex, then leaseMutex.
+  // that was in flight is simply due again. The scans skip leased entries, and a commit
+  // releases its leases only between scans (under takeMutex). Lock order: commitMutex,
+  // then takeMutex, then leaseMutex (cancel and recovery take the first two together).
   std::mutex leaseMutex;
   std::unordered_map<JobId, std::int64_t, JobIdHash> leases;  // -> due ms of its due entry
   std::unordered_map<std::uint32_t, std::int64_t> leasesPerCampaign;
@@ -1574,6 +1575,9 @@ Status JobStore::commitOutcomes(const std::vector<Outcome>& outcomes, bool sync)
     return m.error(s);  // the jobs stay leased: in flight until a restart
   }
   {
+    // Not while a scan runs: a scan whose iterator predates this write still sees the
+    // old due entries and must still find them leased, or it would hand them out again.
+    std::lock_guard take(m.takeMutex);
     std::lock_guard lock(m.leaseMutex);
     for (const auto& o : outcomes) {
       if (m.leases.erase(o.id) != 0 && --m.leasesPerCampaign[o.id.campaign] == 0) {
