@@ -335,7 +335,7 @@ void Destination::openConnection() {
                                                      spec_->auth, settings_, *this);
   SmtpConnection* raw = connection.get();
   connections_.push_back(std::move(connection));
-  openedAtMs_[raw] = nowMs();
+  raw->setOpenedAtMs(nowMs());
   results_.connectionOpened(spec_->provider);
   raw->start();
 }
@@ -412,11 +412,6 @@ void Destination::connectionFinished(SmtpConnection& connection, const std::stri
   std::shared_ptr<SmtpConnection> doomed(std::move(*it));
   connections_.erase(it);
   loop_.post([doomed] {});
-  std::int64_t openedAt = nowMs();
-  if (auto o = openedAtMs_.find(&connection); o != openedAtMs_.end()) {
-    openedAt = o->second;
-    openedAtMs_.erase(o);
-  }
   results_.connectionClosed(spec_->provider);
 
   if (!error.empty()) {
@@ -439,8 +434,9 @@ void Destination::connectionFinished(SmtpConnection& connection, const std::stri
   const smtp::Reply& siteReply = connection.siteReply();
   if (siteReply.code >= 400) {
     std::string scratch;
-    const ShapingRule* rule = throttle_.onReply(
-        siteReply.code, siteReply.enhanced, replyText(siteReply, scratch), {}, nowMs(), openedAt);
+    const ShapingRule* rule =
+        throttle_.onReply(siteReply.code, siteReply.enhanced, replyText(siteReply, scratch), {},
+                          nowMs(), connection.openedAtMs());
     if (rule != nullptr) {
       shaped(*rule, {});
     }

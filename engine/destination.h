@@ -28,7 +28,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "engine/concurrency_window.h"
@@ -142,9 +141,6 @@ class Destination : public ConnectionOwner {
   ResultSink& results_;
   std::deque<DeliveryJob> pending_;
   std::vector<std::unique_ptr<SmtpConnection>> connections_;
-  // When each open connection was opened (steady ms): a reply that ends a connection
-  // belongs to the shaping cohort of that moment.
-  std::unordered_map<const SmtpConnection*, std::int64_t> openedAtMs_;
   // Endpoints (in MX preference order) that failed at the site level since they last
   // worked: new connections go to the first endpoint not marked.
   std::vector<bool> endpointFailed_;

@@ -31,6 +31,17 @@ constexpr std::int64_t kMinPerDestination = 256;
 constexpr std::int64_t kMinDnsTtlMs = 60'000;
 constexpr std::int64_t kMaxDnsTtlMs = 3'600'000;
 
+// A leased job going back to the queue without an attempt, unchanged until the caller
+// sets its new due time or state.
+queue::Outcome unattempted(queue::LeasedJob&& l) {
+  queue::Outcome o;
+  o.id = l.id;
+  o.previous = l.record.state;
+  o.record = std::move(l.record);
+  o.attempted = false;
+  return o;
+}
+
 std::string machineName() {
   char buf[256] = {};
   if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') {
@@ -340,14 +351,9 @@ void Dispatcher::pump() {
     }
     // The suppression list may have grown since submit: check again before sending.
     if (auto s = store_.suppressed(l.record.recipient)) {
-      queue::Outcome o;
-      o.id = l.id;
-      o.previous = l.record.state;
-      o.record = std::move(l.record);
+      auto& o = handBack.emplace_back(unattempted(std::move(l)));
       o.record.state = queue::JobState::Suppressed;
       o.record.lastReply = "suppressed: " + s->reason;
-      o.attempted = false;
-      handBack.push_back(std::move(o));
       continue;
     }
     std::string error;
@@ -372,13 +378,7 @@ void Dispatcher::pump() {
                                     last + static_cast<std::int64_t>(std::ceil(intervalMs)));
         last = due;
         handedBackDueMs_ = std::max(handedBackDueMs_, due);
-        queue::Outcome o;
-        o.id = l.id;
-        o.previous = l.record.state;
-        o.record = std::move(l.record);
-        o.record.dueMs = due;
-        o.attempted = false;
-        handBack.push_back(std::move(o));
+        handBack.emplace_back(unattempted(std::move(l))).record.dueMs = due;
         continue;
       }
     }
@@ -393,13 +393,7 @@ void Dispatcher::pump() {
       // after at most kReleaseDelayMs), so a fast destination is not left idle.
       const std::int64_t due = t + releaseDelayMs(destination, t);
       handedBackDueMs_ = std::max(handedBackDueMs_, due);
-      queue::Outcome o;
-      o.id = l.id;
-      o.previous = l.record.state;
-      o.record = std::move(l.record);
-      o.record.dueMs = due;
-      o.attempted = false;
-      handBack.push_back(std::move(o));
+      handBack.emplace_back(unattempted(std::move(l))).record.dueMs = due;
       continue;
     }
     ++held;

@@ -59,6 +59,10 @@ class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
   bool tlsFailed() const { return tlsFailed_; }
   // The last reply that failed the whole connection (a 421...), code 0 when none did.
   const smtp::Reply& siteReply() const { return siteReply_; }
+  // When its owner opened it, on the owner's clock (a reply that ends the connection
+  // belongs to the shaping cohort of that moment).
+  std::int64_t openedAtMs() const { return openedAtMs_; }
+  void setOpenedAtMs(std::int64_t ms) { openedAtMs_ = ms; }
 
   // net::TcpHandler
   void onConnect(const std::string& error) override;
@@ -100,6 +104,7 @@ class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
   bool finished_ = false;
   bool tlsFailed_ = false;
   smtp::Reply siteReply_;
+  std::int64_t openedAtMs_ = 0;
   std::string rendered_;  // scratch buffer reused for every message
 };
 

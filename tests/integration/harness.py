@@ -179,6 +179,19 @@ def scrape(port):
         return ""
 
 
+def metric(text, name, **labels):
+    """The value of the series of `name` carrying at least `labels` (summed), else 0."""
+    total = 0.0
+    for line in text.splitlines():
+        m = re.match(re.escape(name) + r"\{([^}]*)\} ([0-9.e+]+)$", line)
+        if not m:
+            continue
+        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(m.group(2))
+    return total
+
+
 def metric_value(text, name, labels):
     pattern = re.escape(name) + r"\{" + re.escape(labels) + r"\} ([0-9.e+]+)"
     m = re.search(pattern, text)

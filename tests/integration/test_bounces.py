@@ -1,22 +1,8 @@
 """Bounce classification: every 5xx is classified and counted by category, hard bounces land
 in the suppression list (and a later campaign skips those addresses), and a temporary
 failure is retried on a short schedule and finally expires as `expired`."""
-import re
 
 import harness
-
-
-def metric(text, name, **labels):
-    """The value of the series of `name` carrying at least `labels` (summed), else 0."""
-    total = 0.0
-    for line in text.splitlines():
-        m = re.match(re.escape(name) + r"\{([^}]*)\} ([0-9.e+]+)$", line)
-        if not m:
-            continue
-        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
-        if all(have.get(k) == v for k, v in labels.items()):
-            total += float(m.group(2))
-    return total
 
 
 class Bounces(harness.Workspace):
@@ -39,14 +25,14 @@ class Bounces(harness.Workspace):
         harness.wait_for(settled, timeout=60, what="every first attempt committed")
         # The suppression list is written right after the outcome batch commits.
         harness.wait_for(
-            lambda: metric(harness.scrape(port), "salvo_bounces_total", category="bad-mailbox",
+            lambda: harness.metric(harness.scrape(port), "salvo_bounces_total", category="bad-mailbox",
                            severity="hard") == len(bad),
             timeout=30, what="bounces by category")
         text = harness.scrape(port)
-        self.assertEqual(metric(text, "salvo_deferrals_total"), len(soft))
-        self.assertEqual(metric(text, "salvo_messages_total", result="bounced"), len(bad))
-        self.assertEqual(metric(text, "salvo_smtp_replies_total", **{"class": "5xx"}), len(bad))
-        self.assertEqual(metric(text, "salvo_smtp_replies_total", **{"class": "4xx"}), len(soft))
+        self.assertEqual(harness.metric(text, "salvo_deferrals_total"), len(soft))
+        self.assertEqual(harness.metric(text, "salvo_messages_total", result="bounced"), len(bad))
+        self.assertEqual(harness.metric(text, "salvo_smtp_replies_total", **{"class": "5xx"}), len(bad))
+        self.assertEqual(harness.metric(text, "salvo_smtp_replies_total", **{"class": "4xx"}), len(soft))
         daemon.terminate()
         self.assertEqual(daemon.wait(timeout=60), 0)
 

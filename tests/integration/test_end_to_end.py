@@ -1,7 +1,6 @@
 """The spine end to end: a 1,000-recipient campaign over 10 domains, submitted, delivered
 by the `salvo run` daemon to Salvo's sink over real sockets, counted by the sink one file
 per message, and reported on the metrics endpoint scraped over HTTP."""
-import os
 import re
 import signal
 

@@ -125,6 +125,26 @@ class Busy421:
 
 
 class Mx(harness.Workspace):
+    def deliver_via_dns(self, cid, recipients, dns, sink, delivery_extra):
+        """Submits `recipients` as campaign `cid` and runs until idle, resolving MX through
+        `dns` and delivering to `sink`'s port; returns the run's CompletedProcess and the
+        configuration file."""
+        campaign = self.write("c.yaml", harness.campaign_yaml(cid, recipients))
+        config = self.write("salvo.yaml", f"""\
+data_dir: {self.path('data')}
+metrics:
+  listen: "off"
+dns:
+  servers: ["127.0.0.1:{dns.port}"]
+delivery:
+  threads: 1
+  helo_name: salvo.test
+  mx_port: {sink.port}
+{delivery_extra}""")
+        self.salvo("submit", campaign, config=config, check=0)
+        r = self.salvo("run", "--until-idle", config=config, check=0)
+        return r, config
+
     def test_mx_resolution_failover_and_failures(self):
         sink = harness.Sink(self.dir)
         busy = Busy421("127.0.0.3", sink.port)  # same port as the sink, another address
@@ -148,29 +168,8 @@ class Mx(harness.Workspace):
                           [f"b{i}@busy.test" for i in range(3)] +
                           [f"i{i}@implicit.test" for i in range(2)] +
                           ["n@nx.test", "z@nullmx.test", "s@servfail.test"])
-            inline = "\n".join(f"  - email: {r}" for r in recipients)
-            campaign = self.write("c.yaml", f"""\
-id: mx
-from: sender@origin.example
-subject: "MX test"
-text: "Hello"
-recipients:
-{inline}
-""")
-            config = self.write("salvo.yaml", f"""\
-data_dir: {self.path('data')}
-metrics:
-  listen: "off"
-dns:
-  servers: ["127.0.0.1:{dns.port}"]
-delivery:
-  threads: 1
-  helo_name: salvo.test
-  mx_port: {sink.port}
-  max_connections_per_destination: 2
-""")
-            self.salvo("submit", campaign, config=config, check=0)
-            r = self.salvo("run", "--until-idle", config=config, check=0)
+            r, config = self.deliver_via_dns("mx", recipients, dns, sink,
+                                             "  max_connections_per_destination: 2\n")
             out = r.stdout + r.stderr
             self.assertIn("8 delivered, 1 deferred, 2 bounced", r.stdout, out)
             received = b"\n".join(sink.messages())
@@ -200,30 +199,9 @@ delivery:
         dns = DnsServer(zone)
         try:
             recipients = [f"u{i}@{d}" for i in range(40) for d in ("one.test", "two.test")]
-            inline = "\n".join(f"  - email: {r}" for r in recipients)
-            campaign = self.write("c.yaml", f"""\
-id: site
-from: sender@origin.example
-subject: "Shared site"
-text: "Hello"
-recipients:
-{inline}
-""")
-            config = self.write("salvo.yaml", f"""\
-data_dir: {self.path('data')}
-metrics:
-  listen: "off"
-dns:
-  servers: ["127.0.0.1:{dns.port}"]
-delivery:
-  threads: 1
-  helo_name: salvo.test
-  mx_port: {sink.port}
-  max_connections_per_destination: 1
-  messages_per_connection: 10
-""")
-            self.salvo("submit", campaign, config=config, check=0)
-            r = self.salvo("run", "--until-idle", config=config, check=0)
+            r, _ = self.deliver_via_dns("site", recipients, dns, sink,
+                                        "  max_connections_per_destination: 1\n"
+                                        "  messages_per_connection: 10\n")
             self.assertIn("80 delivered", r.stdout, r.stdout + r.stderr)
         finally:
             dns.stop()

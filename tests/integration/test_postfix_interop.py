@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 
 import harness
 

@@ -10,7 +10,6 @@ rate() sees the change."""
 import json
 import math
 import os
-import re
 import signal
 import subprocess
 import urllib.parse

@@ -3,21 +3,8 @@ second and 2 connections never exceeds either while another destination runs unt
 a sink that answers 421 after a few messages per connection makes Salvo back off (the
 shaping rule fires, the connection limit holds) and everything is delivered on retry."""
 import json
-import re
 
 import harness
-
-
-def metric(text, name, **labels):
-    total = 0.0
-    for line in text.splitlines():
-        m = re.match(re.escape(name) + r"\{([^}]*)\} ([0-9.e+]+)$", line)
-        if not m:
-            continue
-        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
-        if all(have.get(k) == v for k, v in labels.items()):
-            total += float(m.group(2))
-    return total
 
 
 class Throttle(harness.Workspace):
@@ -91,8 +78,8 @@ limits:
         harness.wait_for(lambda: self.status(config)["busy"]["delivered"] == n, timeout=90,
                          what="every message delivered despite the 421s")
         text = harness.scrape(port)
-        self.assertGreater(metric(text, "salvo_smtp_replies_total", **{"class": "4xx"}), 0)
-        self.assertGreater(metric(text, "salvo_shaping_actions_total", action="scale_rate"), 0)
+        self.assertGreater(harness.metric(text, "salvo_smtp_replies_total", **{"class": "4xx"}), 0)
+        self.assertGreater(harness.metric(text, "salvo_shaping_actions_total", action="scale_rate"), 0)
         daemon.terminate()
         self.assertEqual(daemon.wait(timeout=60), 0)
         stats = sink.stop()

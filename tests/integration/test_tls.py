@@ -5,7 +5,6 @@ self-signed or wrong-name certificate, `required` against a server without START
 injected after "220 ready", and the plaintext retry after a failed opportunistic
 handshake."""
 import os
-import socket
 import socketserver
 import ssl
 import subprocess
