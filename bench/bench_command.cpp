@@ -426,6 +426,7 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
   report.bounced = s.bounced;
   report.expired = s.expired;
   report.outcomeBatches = s.batches;
+  report.handedBack = s.handedBack;
   report.cpuSeconds = cpuSeconds(after) - cpuSeconds(before);
   report.peakRssMiB = after.ru_maxrss / 1024.0;
   report.latencySamples = latenciesUs.size();
@@ -473,6 +474,7 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
         {"sink_cpu_seconds", report.sinkCpuSeconds},
         {"peak_rss_mib", report.peakRssMiB},
         {"outcome_batches", report.outcomeBatches},
+        {"handed_back", report.handedBack},
         {"dkim", report.dkim},
         {"tls", report.tls},
         {"sink_connections", report.sinkConnections},
@@ -511,6 +513,8 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
                report.delivered ? report.cpuSeconds * 1e6 / report.delivered : 0.0);
     fmt::print(out, "  memory    peak RSS {:.1f} MiB\n", report.peakRssMiB);
     fmt::print(out, "  fsyncs    {} outcome batches (+1 submit)\n", report.outcomeBatches);
+    fmt::print(out, "  requeued  {} jobs handed back to the queue unattempted\n",
+               report.handedBack);
   }
   return rc;
 }

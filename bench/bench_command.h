@@ -42,8 +42,9 @@ struct BenchReport {
   std::uint64_t bounced = 0;
   std::uint64_t expired = 0;
   std::uint64_t outcomeBatches = 0;
-  double cpuSeconds = 0;      // this process, during delivery
-  double sinkCpuSeconds = 0;  // the sink process, whole life (own sink only)
+  std::uint64_t handedBack = 0;  // leased jobs returned to the queue unattempted
+  double cpuSeconds = 0;         // this process, during delivery
+  double sinkCpuSeconds = 0;     // the sink process, whole life (own sink only)
   std::uint64_t sinkMessages = 0;
   std::uint64_t sinkConnections = 0;  // own sink only
   std::uint64_t sinkTlsSessions = 0;  // own sink only

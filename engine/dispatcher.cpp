@@ -28,6 +28,9 @@ constexpr std::int64_t kDrainWindowMs = 250;  // how often a destination's drain
 // connection's pipeline fed between two pumps.
 constexpr std::int64_t kJobsPerConnection = 128;
 constexpr std::int64_t kMinPerDestination = 256;
+// A destination's share of the in-flight window: what it finishes in this long (at least
+// its cap). Its ready queue holds the jobs over the cap, leased but not yet on its loop.
+constexpr double kReadyMs = 1000;
 constexpr std::int64_t kMinDnsTtlMs = 60'000;
 constexpr std::int64_t kMaxDnsTtlMs = 3'600'000;
 
@@ -302,27 +305,89 @@ void Dispatcher::stop() {
   control_.post([this] { beginShutdown(); });
 }
 
+void Dispatcher::handOut(DeliveryJob&& job,
+                         std::unordered_map<std::string, std::vector<DeliveryJob>>& batches) {
+  ++perDestination_[job.site];
+  route(std::move(job), batches);
+}
+
+void Dispatcher::handBackJob(std::vector<queue::Outcome>& handBack, queue::LeasedJob&& job,
+                             std::int64_t dueMs) {
+  handBack.emplace_back(unattempted(std::move(job))).record.dueMs = dueMs;
+  handedBackDueMs_ = std::max(handedBackDueMs_, dueMs);
+  ++summary_.handedBack;
+  if (metrics_ != nullptr) {
+    metrics_->countHandedBack();
+  }
+}
+
+void Dispatcher::feedReady(std::int64_t nowMs) {
+  std::unordered_map<std::string, std::vector<DeliveryJob>> batches;
+  std::vector<queue::Outcome> handBack;
+  for (auto it = ready_.begin(); it != ready_.end();) {
+    const std::string& site = it->first;
+    auto& queue = it->second;
+    std::int64_t held = 0;
+    if (auto h = perDestination_.find(site); h != perDestination_.end()) {
+      held = h->second;
+    }
+    for (; held < perDestinationCap_ && !queue.empty(); ++held) {
+      handOut(std::move(queue.front()), batches);
+      queue.pop_front();
+    }
+    // A destination that slowed down keeps only its new share: the rest goes back to the
+    // queue (newest first), so the window stays open for the others.
+    std::int64_t excess = load(site) - shareOf(site, nowMs);
+    if (excess > 0 && !queue.empty()) {
+      const std::int64_t due = nowMs + releaseDelayMs(site, nowMs);
+      for (; excess > 0 && !queue.empty(); --excess) {
+        auto& job = queue.back();
+        handBackJob(handBack, queue::LeasedJob{job.id, std::move(job.record)}, due);
+        queue.pop_back();
+      }
+    }
+    it = queue.empty() ? ready_.erase(it) : std::next(it);
+  }
+  for (auto& [name, jobs] : batches) {
+    dispatch(resolved_[name].spec, std::move(jobs));
+  }
+  if (!handBack.empty()) {
+    writer_->push(std::move(handBack));
+  }
+}
+
 void Dispatcher::pump() {
   if (stopping_) {
     return;
   }
+  feedReady(now());
   std::int64_t room = static_cast<std::int64_t>(config_.delivery.maxInFlight) - inFlight_;
   if (room <= 0) {
     return;
   }
+  auto limit = std::min<std::size_t>(kTakeBatch, static_cast<std::size_t>(room));
   if (!stalledOn_.empty()) {
-    bool resume = now() >= stalledUntilMs_;
+    const std::int64_t t0 = now();
+    bool drained = false;
+    std::int64_t free = 0;
     for (const auto& name : stalledOn_) {
-      auto it = perDestination_.find(name);
-      resume = resume || it == perDestination_.end() || it->second <= perDestinationCap_ / 2;
+      const std::int64_t share = shareOf(name, t0);
+      const std::int64_t held = load(name);
+      drained = drained || held <= share / 2;
+      free += std::max<std::int64_t>(0, share - held);
     }
-    if (!resume) {
+    if (!drained && t0 < stalledUntilMs_) {
       return;
+    }
+    if (drained && t0 < stalledUntilMs_) {
+      // The head of the due index is still theirs: take what they have room for rather
+      // than a batch that would partly go back.
+      limit = std::min(limit, static_cast<std::size_t>(free));
     }
     stalledOn_.clear();
   }
   std::vector<queue::LeasedJob> leased;
-  auto status = store_.takeDue(now(), std::min<std::size_t>(kTakeBatch, room), leased);
+  auto status = store_.takeDue(now(), limit, leased);
   if (!status.isOk()) {
     log(LogLevel::Error, "queue: {}", status.message());
     exitCode_ = 74;
@@ -377,32 +442,34 @@ void Dispatcher::pump() {
         std::int64_t due = std::max((limiter->nextAllowedUs(t * 1000) + 999) / 1000,
                                     last + static_cast<std::int64_t>(std::ceil(intervalMs)));
         last = due;
-        handedBackDueMs_ = std::max(handedBackDueMs_, due);
-        handBack.emplace_back(unattempted(std::move(l))).record.dueMs = due;
+        handBackJob(handBack, std::move(l), due);
         continue;
       }
     }
     std::string destination = siteOf(l.record.recipient);
-    auto& held = perDestination_[destination];
-    if (held >= perDestinationCap_) {
-      if (std::find(capped.begin(), capped.end(), destination) == capped.end()) {
-        capped.push_back(destination);
-      }
-      // Due again about when the destination will have drained to half its cap at the
-      // rate it has been finishing jobs (a fast one in tens of milliseconds, a slow one
-      // after at most kReleaseDelayMs), so a fast destination is not left idle.
-      const std::int64_t due = t + releaseDelayMs(destination, t);
-      handedBackDueMs_ = std::max(handedBackDueMs_, due);
-      handBack.emplace_back(unattempted(std::move(l))).record.dueMs = due;
-      continue;
-    }
-    ++held;
-    DeliveryJob job{l.id, std::move(l.record), campaign, leasedAtUs, 0, std::move(destination)};
     if (!campaign) {
+      DeliveryJob job{l.id, std::move(l.record), campaign, leasedAtUs, 0, std::move(destination)};
       finishLocally(std::move(job), smtp::Disposition::Deferred, error);
       continue;
     }
-    route(std::move(job), batches);
+    auto held = perDestination_.find(destination);
+    if (held != perDestination_.end() && held->second >= perDestinationCap_) {
+      if (load(destination) < shareOf(destination, t)) {
+        ready_[destination].push_back(
+            DeliveryJob{l.id, std::move(l.record), campaign, leasedAtUs, 0, destination});
+        continue;
+      }
+      if (std::find(capped.begin(), capped.end(), destination) == capped.end()) {
+        capped.push_back(destination);
+      }
+      // Due again about when the destination will have drained to half its share at the
+      // rate it has been finishing jobs (a fast one in tens of milliseconds, a slow one
+      // after at most kReleaseDelayMs), so a fast destination is not left idle.
+      handBackJob(handBack, std::move(l), t + releaseDelayMs(destination, t));
+      continue;
+    }
+    handOut(DeliveryJob{l.id, std::move(l.record), campaign, leasedAtUs, 0, std::move(destination)},
+            batches);
   }
   for (auto& [name, jobs] : batches) {
     dispatch(resolved_[name].spec, std::move(jobs));
@@ -411,11 +478,19 @@ void Dispatcher::pump() {
   if (!handBack.empty()) {
     writer_->push(std::move(handBack));
   }
-  if (!handedOut && !capped.empty()) {
-    // The head of the due index belongs to saturated destinations: scanning again now
-    // would only hand the same jobs back (three writes each). Wait until one of them has
-    // drained to half its cap, or the handed-back jobs are due again.
-    stalledOn_ = std::move(capped);
+  // The head of the due index belongs to saturated destinations: scanning again now would
+  // only hand the same jobs back (three writes each). Wait until one of them has drained
+  // to half its share, or the handed-back jobs are due again. A destination that drains
+  // that far within kReleaseDelayMs is waited for even when others took part of the batch
+  // (they hold a second's work in their ready queues); a slower one only when it took the
+  // whole batch, so it never holds back the others for long.
+  if (handedOut) {
+    std::erase_if(capped, [&](const std::string& name) {
+      return releaseDelayMs(name, t) >= kReleaseDelayMs;
+    });
+  }
+  stalledOn_ = std::move(capped);
+  if (!stalledOn_.empty()) {
     stalledUntilMs_ = std::min(t + kReleaseDelayMs, handedBackDueMs_);
   }
   // Only when this batch mostly fed destinations: a batch handed back (mostly) would make
@@ -518,21 +593,46 @@ void Dispatcher::noteFinished(const std::string& site, std::int64_t nowMs) {
   }
 }
 
-std::int64_t Dispatcher::releaseDelayMs(const std::string& site, std::int64_t nowMs) const {
+double Dispatcher::drainPerSecond(const std::string& site, std::int64_t nowMs) const {
   auto it = drain_.find(site);
   if (it == drain_.end()) {
-    return kMinReleaseDelayMs;  // nothing finished yet: look again soon
+    return 0;
   }
   double perSecond = it->second.perSecond;
   if (perSecond <= 0 && nowMs > it->second.windowStartMs) {
     perSecond = static_cast<double>(it->second.finished) * 1000.0 /
                 static_cast<double>(nowMs - it->second.windowStartMs);
   }
+  return perSecond;
+}
+
+std::int64_t Dispatcher::load(const std::string& site) const {
+  std::int64_t n = 0;
+  if (auto it = perDestination_.find(site); it != perDestination_.end()) {
+    n += it->second;
+  }
+  if (auto it = ready_.find(site); it != ready_.end()) {
+    n += static_cast<std::int64_t>(it->second.size());
+  }
+  return n;
+}
+
+std::int64_t Dispatcher::shareOf(const std::string& site, std::int64_t nowMs) const {
+  const auto window = static_cast<std::int64_t>(config_.delivery.maxInFlight);
+  const auto second = static_cast<std::int64_t>(drainPerSecond(site, nowMs) * kReadyMs / 1000.0);
+  return std::max(perDestinationCap_, std::min(second, window));
+}
+
+std::int64_t Dispatcher::releaseDelayMs(const std::string& site, std::int64_t nowMs) const {
+  if (drain_.find(site) == drain_.end()) {
+    return kMinReleaseDelayMs;  // nothing finished yet: look again soon
+  }
+  double perSecond = drainPerSecond(site, nowMs);
   if (perSecond <= 0) {
     return kReleaseDelayMs;
   }
-  auto ms =
-      static_cast<std::int64_t>(static_cast<double>(perDestinationCap_ / 2) * 1000.0 / perSecond);
+  auto ms = static_cast<std::int64_t>(static_cast<double>(shareOf(site, nowMs) * 3 / 4) * 1000.0 /
+                                      perSecond);
   return std::clamp(ms, kMinReleaseDelayMs, kReleaseDelayMs);
 }
 
@@ -849,6 +949,7 @@ void Dispatcher::drainResults() {
     }
   }
   writer_->push(std::move(outcomes));
+  feedReady(t);
 }
 
 void Dispatcher::committed(std::vector<queue::Outcome>&& outcomes, const queue::Status& status) {
@@ -978,6 +1079,9 @@ void Dispatcher::beginShutdown() {
   }
   stopping_ = true;
   pumpTimer_->stop();
+  // Jobs in ready queues never reached a connection: they are still in the store's due
+  // index (their leases end with the process), so the next start sends them.
+  ready_.clear();
   log(LogLevel::Info, "salvo run: stopping ({} job(s) in flight)", inFlight_);
   workersDrained_ = 0;
   for (auto& w : workers_) {

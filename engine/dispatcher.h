@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -87,6 +88,7 @@ struct RunSummary {
   std::uint64_t expired = 0;
   std::uint64_t suppressed = 0;  // hard bounces added to the suppression list
   std::uint64_t batches = 0;
+  std::uint64_t handedBack = 0;  // leased jobs returned to the queue unattempted
 };
 
 class Dispatcher : public ResultSink {
@@ -194,17 +196,37 @@ class Dispatcher : public ResultSink {
   std::mutex resultsMutex_;
   std::vector<DeliveryResult> results_;  // from delivery loops, drained on the control loop
 
-  // Head-of-line protection: jobs handed to each destination (route, MX site, or a domain
-  // not resolved yet: DeliveryJob::site) and not yet finished. A destination at its cap gets no
-  // more; its further due jobs are handed back to the queue unattempted, due again after a short
-  // delay, so one slow destination holding most due jobs cannot fill the in-flight window.
+  // Head-of-line protection: jobs handed to each destination's loop (route, MX site, or a
+  // domain not resolved yet: DeliveryJob::site) and not yet finished. A destination at its
+  // cap gets no more on its loop; its further due jobs wait, still leased, in its in-memory
+  // ready queue while the destination holds less than its share (about a second of what it
+  // finishes, at least the cap); beyond that they are handed back to the queue unattempted,
+  // due again after a short delay, so one slow destination holding most due jobs cannot fill
+  // the in-flight window, and a fast one costs no queue writes for jobs it will take soon.
   std::string destinationName(const std::string& recipient) const;  // route key or domain
   // The MX site key of the recipient's destination once resolved, else destinationName().
   std::string siteOf(const std::string& recipient) const;
   std::unordered_map<std::string, std::int64_t> perDestination_;
   std::int64_t perDestinationCap_ = 0;
-  // How fast each destination finishes jobs (results per second over a short window): a
-  // job handed back for the cap is due again when its destination will have room.
+  std::unordered_map<std::string, std::deque<DeliveryJob>> ready_;  // no empty queues
+  // How many jobs `site` may hold, on its loop and in its ready queue together.
+  std::int64_t shareOf(const std::string& site, std::int64_t nowMs) const;
+  // held + ready queue of a destination.
+  std::int64_t load(const std::string& site) const;
+  // Moves a leased job to its destination's loop batch (or finishes it when its campaign
+  // is missing), counting it against the destination.
+  void handOut(DeliveryJob&& job,
+               std::unordered_map<std::string, std::vector<DeliveryJob>>& batches);
+  // Feeds destinations that finished jobs from their ready queues, and hands back what a
+  // ready queue holds beyond its destination's (shrunken) share.
+  void feedReady(std::int64_t nowMs);
+  // Queues a leased job's return to the queue unattempted, due again at `dueMs` (the
+  // destination cap, a shrunken share, or the campaign's rate), and counts it.
+  void handBackJob(std::vector<queue::Outcome>& handBack, queue::LeasedJob&& job,
+                   std::int64_t dueMs);
+  // How fast each destination finishes jobs (results per second over a short window): it
+  // sets the destination's share, and a job handed back for the cap is due again when its
+  // destination will have room.
   struct Drain {
     std::int64_t windowStartMs = 0;
     std::int64_t finished = 0;
@@ -212,6 +234,7 @@ class Dispatcher : public ResultSink {
   };
   std::unordered_map<std::string, Drain> drain_;
   void noteFinished(const std::string& site, std::int64_t nowMs);
+  double drainPerSecond(const std::string& site, std::int64_t nowMs) const;  // 0: unknown
   std::int64_t releaseDelayMs(const std::string& site, std::int64_t nowMs) const;
   // Saturated destinations the due scan waits for (see pump()), and until when at most.
   std::vector<std::string> stalledOn_;

@@ -114,6 +114,10 @@ Metrics::Metrics(MetricsOptions options)
   outcomeBatches_ = &define(prometheus::BuildCounter(), "salvo_outcome_batches_total", "counter",
                             "Synced outcome batches written to the queue (group commits).")
                          .Add({});
+  handedBack_ = &define(prometheus::BuildCounter(), "salvo_jobs_handed_back_total", "counter",
+                        "Leased jobs returned to the queue unattempted: their destination held "
+                        "its share of the in-flight window, or their campaign its rate.")
+                     .Add({});
   define(prometheus::BuildGauge(), "salvo_build_info", "gauge",
          "Salvo build information; always 1.")
       .Add({{"version", kVersion}})
@@ -155,6 +159,10 @@ void Metrics::connectionClosed() {
 }
 void Metrics::countOutcomeBatch() {
   outcomeBatches_->Increment();
+}
+
+void Metrics::countHandedBack(std::uint64_t n) {
+  handedBack_->Increment(static_cast<double>(n));
 }
 
 void Metrics::countMessages(Result result, std::string_view campaign, std::string_view provider,

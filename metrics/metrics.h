@@ -68,6 +68,9 @@ class Metrics {
   void connectionClosed();
   // salvo_outcome_batches_total: synced outcome batches (group commits).
   void countOutcomeBatch();
+  // salvo_jobs_handed_back_total: leased jobs returned to the queue unattempted (their
+  // destination held its share of the in-flight window, or the campaign's rate).
+  void countHandedBack(std::uint64_t n = 1);
 
   // --- With labels. ---
   // One committed outcome: salvo_messages_total{result}, and the breakdowns
@@ -140,6 +143,7 @@ class Metrics {
   prometheus::Gauge* deferredJobs_;
   prometheus::Gauge* inFlight_;
   prometheus::Counter* outcomeBatches_;
+  prometheus::Counter* handedBack_;
 
   // Campaign-labelled series: labelling, counting and removing an evicted campaign's
   // series happen under one lock, so no thread increments a series being removed.

@@ -27,6 +27,18 @@ class Bench(harness.Workspace):
         self.assertLessEqual(report["latency_p50_ms"], report["latency_p99_ms"])
         self.assertLessEqual(report["latency_p99_ms"], report["latency_max_ms"])
 
+    def test_one_busy_destination_keeps_its_jobs(self):
+        # 20,000 jobs for one destination and one connection: far more than it may hold
+        # on its connection (256), so the rest wait in its ready queue. Without one, scan
+        # after scan hands them back to the queue (a third of them, three writes each).
+        r = self.salvo("bench", "--recipients", "20000", "--domains", "1", "--connections",
+                       "1", "--size", "512", "--json", check=0, timeout=300)
+        report = json.loads(r.stdout)
+        self.assertEqual(report["delivered"], 20000, r.stderr)
+        self.assertEqual(report["sink_messages"], 20000)
+        print(f"one destination, 20000 jobs: {report['handed_back']} handed back")
+        self.assertLess(report["handed_back"], 20000 // 4)
+
     def test_dkim_signed_runs_add_up(self):
         for kind in ("rsa", "ed25519"):
             keep = self.path("keep-" + kind)
