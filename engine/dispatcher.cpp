@@ -19,6 +19,9 @@ namespace {
 constexpr std::size_t kTakeBatch = 2000;        // jobs per takeDue call
 constexpr std::uint64_t kPumpIntervalMs = 100;  // look for newly due jobs this often
 constexpr std::uint64_t kGaugeIntervalMs = 1000;
+// Results arrive a few at a time, thousands of times a second: each drain costs the control
+// thread a wake-up and the writer a hand-off, so results are gathered this long first.
+constexpr std::uint64_t kResultGatherMs = 2;
 // A job handed back for its destination's cap is due again after the time that destination
 // takes to drain to half its cap, within these bounds.
 constexpr std::int64_t kReleaseDelayMs = 1000;
@@ -274,6 +277,7 @@ int Dispatcher::run() {
   pumpTimer_ = std::make_unique<net::Timer>(control_);
   gaugeTimer_ = std::make_unique<net::Timer>(control_);
   graceTimer_ = std::make_unique<net::Timer>(control_);
+  drainTimer_ = std::make_unique<net::Timer>(control_);
   pumpTimer_->start(0, kPumpIntervalMs, [this] { pump(); });
   gaugeTimer_->start(0, kGaugeIntervalMs, [this] { refreshGauges(); });
   net::SignalWatcher onInt(control_, SIGINT, [this] { beginShutdown(); });
@@ -845,7 +849,11 @@ void Dispatcher::deliveryDone(DeliveryResult&& result) {
     results_.push_back(std::move(result));
   }
   if (wake) {
-    control_.post([this] { drainResults(); });
+    control_.post([this] {
+      if (!drainTimer_->active()) {
+        drainTimer_->start(kResultGatherMs, 0, [this] { drainResults(); });
+      }
+    });
   }
 }
 
@@ -1105,6 +1113,7 @@ void Dispatcher::beginShutdown() {
 
 void Dispatcher::finishShutdown() {
   graceTimer_->stop();
+  drainTimer_->stop();
   gaugeTimer_->stop();
   control_.stop();
 }

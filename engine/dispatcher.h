@@ -146,6 +146,7 @@ class Dispatcher : public ResultSink {
   std::unique_ptr<net::Timer> pumpTimer_;
   std::unique_ptr<net::Timer> gaugeTimer_;
   std::unique_ptr<net::Timer> graceTimer_;
+  std::unique_ptr<net::Timer> drainTimer_;  // gathers results before drainResults()
 
   // Destinations by name ("route:host:port" or a recipient domain), with expiry.
   struct Resolved {
