@@ -328,9 +328,30 @@ void Dispatcher::handBackJob(std::vector<queue::Outcome>& handBack, queue::Lease
 void Dispatcher::feedReady(std::int64_t nowMs) {
   std::unordered_map<std::string, std::vector<DeliveryJob>> batches;
   std::vector<queue::Outcome> handBack;
+  const std::uint64_t generation = store_.campaignStateGeneration();
+  const bool recheck = generation != readyStateGeneration_;
+  readyStateGeneration_ = generation;
+  std::vector<std::pair<std::uint32_t, bool>> active;  // per campaign, for this pass
+  const auto isActive = [&](std::uint32_t campaign) {
+    for (const auto& [c, a] : active) {
+      if (c == campaign) {
+        return a;
+      }
+    }
+    return active.emplace_back(campaign, store_.campaignActive(campaign)).second;
+  };
   for (auto it = ready_.begin(); it != ready_.end();) {
     const std::string& site = it->first;
     auto& queue = it->second;
+    if (recheck) {
+      std::erase_if(queue, [&](DeliveryJob& job) {
+        if (isActive(job.id.campaign)) {
+          return false;
+        }
+        handBackJob(handBack, queue::LeasedJob{job.id, std::move(job.record)}, nowMs);
+        return true;
+      });
+    }
     std::int64_t held = 0;
     if (auto h = perDestination_.find(site); h != perDestination_.end()) {
       held = h->second;

@@ -210,6 +210,10 @@ class Dispatcher : public ResultSink {
   std::unordered_map<std::string, std::int64_t> perDestination_;
   std::int64_t perDestinationCap_ = 0;
   std::unordered_map<std::string, std::deque<DeliveryJob>> ready_;  // no empty queues
+  // The store's campaign-state generation when the ready queues were last checked: after a
+  // pause or cancel, jobs of campaigns no longer active leave them (handed back, due now),
+  // so they do not go out after the command answered.
+  std::uint64_t readyStateGeneration_ = 0;
   // How many jobs `site` may hold, on its loop and in its ready queue together.
   std::int64_t shareOf(const std::string& site, std::int64_t nowMs) const;
   // held + ready queue of a destination.

@@ -490,10 +490,14 @@ struct JobStore::Impl {
         return active;
       }
     }
-    auto state = campaignState(campaign);
-    bool active = state && *state == CampaignState::Active;
+    bool active = isActive(campaign);
     seen.emplace_back(campaign, active);
     return active;
+  }
+
+  bool isActive(std::uint32_t campaign) {
+    auto state = campaignState(campaign);
+    return state && *state == CampaignState::Active;
   }
 
   bool isCancelled(std::uint32_t campaign, std::vector<std::pair<std::uint32_t, bool>>& seen) {
@@ -1681,6 +1685,15 @@ std::optional<JobRecord> JobStore::job(const JobId& id) {
     return std::nullopt;
   }
   return JobRecord::decode(view(value));
+}
+
+bool JobStore::campaignActive(std::uint32_t campaign) {
+  return impl_->isActive(campaign);
+}
+
+std::uint64_t JobStore::campaignStateGeneration() {
+  std::lock_guard lock(impl_->stateMutex);
+  return impl_->stateGeneration;
 }
 
 std::uint64_t JobStore::danglingDropped() const {

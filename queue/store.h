@@ -155,6 +155,11 @@ class JobStore {
   Status saveInFlight();
   // The earliest due time among waiting jobs of Active campaigns, if any.
   std::optional<std::int64_t> nextDueMs();
+  // Whether a campaign is Active now (the cached state takeDue() uses; false for an
+  // unknown campaign or a read error), and a number that changes whenever any campaign's
+  // state may have changed: a holder of leased jobs re-checks them when it moves.
+  bool campaignActive(std::uint32_t campaign);
+  std::uint64_t campaignStateGeneration();
 
   // --- suppression list (addresses compared lowercased) ---
   // Adds or replaces entries, in one synced batch. InvalidArgument for an entry that is
