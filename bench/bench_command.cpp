@@ -348,6 +348,10 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
   config.delivery.threads = options.threads;
   config.delivery.heloName = "salvo-bench.localhost";
   config.delivery.maxConnectionsPerDestination = options.connections;
+  if (options.maxInFlight > 0) {
+    config.delivery.maxInFlight = options.maxInFlight;
+  }
+  report.maxInFlight = config.delivery.maxInFlight;
 
   if (options.dkim != "none") {
     std::string error;
@@ -458,6 +462,7 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
         {"recipients", report.recipients},
         {"domains", report.domains},
         {"message_bytes", report.messageBytes},
+        {"max_in_flight", report.maxInFlight},
         {"target", report.target},
         {"submit_seconds", report.submitSeconds},
         {"submit_per_second", report.submitRate()},

@@ -19,12 +19,13 @@ namespace salvo::bench {
 struct BenchOptions {
   std::uint64_t recipients = 10'000;
   std::uint32_t domains = 10;
-  std::uint32_t size = 4096;  // approximate message size in octets
-  std::string target;         // HOST:PORT of an existing SMTP server; empty = own sink
-  int threads = 0;            // delivery loops; 0 = one per core
-  int connections = 8;        // per destination
-  std::string dkim = "none";  // "none", "rsa" (rsa-sha256, 2048 bits) or "ed25519"
-  bool tls = false;           // STARTTLS required on every connection
+  std::uint32_t size = 4096;    // approximate message size in octets
+  std::string target;           // HOST:PORT of an existing SMTP server; empty = own sink
+  int threads = 0;              // delivery loops; 0 = one per core
+  int connections = 8;          // per destination
+  std::size_t maxInFlight = 0;  // jobs leased at once (delivery.max_in_flight); 0 = default
+  std::string dkim = "none";    // "none", "rsa" (rsa-sha256, 2048 bits) or "ed25519"
+  bool tls = false;             // STARTTLS required on every connection
   bool json = false;
   bool progress = true;     // a progress line when stderr is a terminal
   std::string keepDir;      // when set, work there and keep it
@@ -35,6 +36,7 @@ struct BenchReport {
   std::uint64_t recipients = 0;
   std::uint32_t domains = 0;
   std::uint32_t messageBytes = 0;
+  std::size_t maxInFlight = 0;
   double submitSeconds = 0;
   double deliverySeconds = 0;
   std::uint64_t delivered = 0;

@@ -444,6 +444,11 @@ int main(int argc, char** argv) {
   bench->add_option("--threads", benchOptions.threads, "delivery loops (0 = one per core)");
   bench->add_option("--connections", benchOptions.connections, "connections per destination")
       ->capture_default_str();
+  bench
+      ->add_option("--max-in-flight", benchOptions.maxInFlight,
+                   fmt::format("jobs leased at once (default {}, as delivery.max_in_flight)",
+                               salvo::campaigns::DeliveryConfig{}.maxInFlight))
+      ->check(CLI::Range(1, 100000000));
   bench->add_option("--keep", benchOptions.keepDir, "work in this directory and keep it");
   bench
       ->add_option("--dkim", benchOptions.dkim,

@@ -47,6 +47,9 @@ struct DeliveryResult {
   smtp::EnhancedCode enhanced{};
   std::string mxHost{};       // the host name of the endpoint that answered, "" when none did
   double latencySeconds = 0;  // from MAIL FROM to the deciding reply (0: never sent)
+  // False for a job given back unsent on request (Destination::withdraw): it returns to
+  // the queue as it was leased, due now, with no attempt counted.
+  bool attempted = true;
 };
 
 // Where a destination's mail goes, resolved to addresses (MX hosts in preference order).

@@ -394,6 +394,20 @@ void Destination::jobDone(DeliveryResult&& result) {
   results_.deliveryDone(std::move(result));
 }
 
+void Destination::withdraw(const std::vector<std::uint32_t>& campaigns) {
+  std::erase_if(pending_, [&](DeliveryJob& job) {
+    if (std::find(campaigns.begin(), campaigns.end(), job.id.campaign) == campaigns.end()) {
+      return false;
+    }
+    DeliveryResult r;
+    r.job = std::move(job);
+    r.reply = "withdrawn: campaign no longer active";
+    r.attempted = false;
+    results_.deliveryDone(std::move(r));
+    return true;
+  });
+}
+
 void Destination::jobReturned(DeliveryJob&& job) {
   if (shuttingDown_) {
     return;  // like shutdown()'s pending jobs: still leased, back in the queue on restart

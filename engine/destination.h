@@ -109,6 +109,9 @@ class Destination : public ConnectionOwner {
   void useSpec(std::shared_ptr<const DestinationSpec> spec);
   // Stop opening connections; QUIT idle ones, let busy ones finish their jobs.
   void shutdown();
+  // Gives back, unattempted, the jobs of these campaigns not yet on a connection (after a
+  // pause or cancel); jobs already in a session finish.
+  void withdraw(const std::vector<std::uint32_t>& campaigns);
   bool drained() const { return connections_.empty() && pending_.empty(); }
   std::size_t pending() const { return pending_.size(); }
   std::size_t connections() const { return connections_.size(); }

@@ -325,33 +325,48 @@ void Dispatcher::handBackJob(std::vector<queue::Outcome>& handBack, queue::Lease
   }
 }
 
+void Dispatcher::withdrawInactive(std::int64_t nowMs, std::vector<queue::Outcome>& handBack) {
+  const std::uint64_t generation = store_.campaignStateGeneration();
+  if (generation == campaignStateGeneration_) {
+    return;
+  }
+  campaignStateGeneration_ = generation;
+  std::vector<std::uint32_t> inactive;
+  std::vector<std::uint32_t> newly;  // no job of these has been handed out since
+  for (const auto& [number, campaign] : campaigns_) {
+    if (!store_.campaignActive(number)) {
+      inactive.push_back(number);
+      if (std::find(inactive_.begin(), inactive_.end(), number) == inactive_.end()) {
+        newly.push_back(number);
+      }
+    }
+  }
+  inactive_ = std::move(inactive);
+  if (newly.empty()) {
+    return;
+  }
+  for (auto& [site, queue] : ready_) {  // feedReady() drops the queues this empties
+    std::erase_if(queue, [&](DeliveryJob& job) {
+      if (std::find(newly.begin(), newly.end(), job.id.campaign) == newly.end()) {
+        return false;
+      }
+      handBackJob(handBack, queue::LeasedJob{job.id, std::move(job.record)}, nowMs);
+      return true;
+    });
+  }
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    worker->loop().post([worker, newly] { worker->withdraw(newly); });
+  }
+}
+
 void Dispatcher::feedReady(std::int64_t nowMs) {
   std::unordered_map<std::string, std::vector<DeliveryJob>> batches;
   std::vector<queue::Outcome> handBack;
-  const std::uint64_t generation = store_.campaignStateGeneration();
-  const bool recheck = generation != readyStateGeneration_;
-  readyStateGeneration_ = generation;
-  std::vector<std::pair<std::uint32_t, bool>> active;  // per campaign, for this pass
-  const auto isActive = [&](std::uint32_t campaign) {
-    for (const auto& [c, a] : active) {
-      if (c == campaign) {
-        return a;
-      }
-    }
-    return active.emplace_back(campaign, store_.campaignActive(campaign)).second;
-  };
+  withdrawInactive(nowMs, handBack);
   for (auto it = ready_.begin(); it != ready_.end();) {
     const std::string& site = it->first;
     auto& queue = it->second;
-    if (recheck) {
-      std::erase_if(queue, [&](DeliveryJob& job) {
-        if (isActive(job.id.campaign)) {
-          return false;
-        }
-        handBackJob(handBack, queue::LeasedJob{job.id, std::move(job.record)}, nowMs);
-        return true;
-      });
-    }
     std::int64_t held = 0;
     if (auto h = perDestination_.find(site); h != perDestination_.end()) {
       held = h->second;
@@ -904,15 +919,19 @@ void Dispatcher::drainResults() {
   outcomes.reserve(results.size());
   std::vector<queue::Suppression> hardBounces;
   for (auto& r : results) {
+    auto held = perDestination_.find(r.job.site);
+    if (held != perDestination_.end() && --held->second <= 0) {
+      perDestination_.erase(held);
+    }
+    if (!r.attempted) {  // withdrawn unsent: back as it was leased, due now
+      handBackJob(outcomes, queue::LeasedJob{r.job.id, std::move(r.job.record)}, t);
+      continue;
+    }
     if (options_.onResult) {
       options_.onResult(r);
     }
     std::string destination = destinationName(r.job.record.recipient);
     noteFinished(r.job.site, t);
-    auto held = perDestination_.find(r.job.site);
-    if (held != perDestination_.end() && --held->second <= 0) {
-      perDestination_.erase(held);
-    }
     AttemptInfo info;
     info.provider = providerOf(destination, r.mxHost);
     info.mxHost = std::move(r.mxHost);
@@ -999,7 +1018,7 @@ void Dispatcher::committed(std::vector<queue::Outcome>&& outcomes, const queue::
       --leasedDeferred_;
     }
     if (!o.attempted && o.record.state != queue::JobState::Suppressed) {
-      continue;  // handed back by the head-of-line limit
+      continue;  // handed back unattempted (head-of-line limit, campaign rate, pause)
     }
     switch (o.record.state) {
       case queue::JobState::Delivered:

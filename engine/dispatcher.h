@@ -210,10 +210,14 @@ class Dispatcher : public ResultSink {
   std::unordered_map<std::string, std::int64_t> perDestination_;
   std::int64_t perDestinationCap_ = 0;
   std::unordered_map<std::string, std::deque<DeliveryJob>> ready_;  // no empty queues
-  // The store's campaign-state generation when the ready queues were last checked: after a
-  // pause or cancel, jobs of campaigns no longer active leave them (handed back, due now),
-  // so they do not go out after the command answered.
-  std::uint64_t readyStateGeneration_ = 0;
+  // After a pause or cancel (the store's campaign-state generation moved), the jobs of
+  // campaigns no longer active that are held in memory and not yet on a connection go back
+  // to the queue, due now, so they do not go out after the command answered: ready-queue
+  // jobs at once, those on the loops through Worker::withdraw() (they come back as
+  // unattempted results).
+  void withdrawInactive(std::int64_t nowMs, std::vector<queue::Outcome>& handBack);
+  std::uint64_t campaignStateGeneration_ = 0;
+  std::vector<std::uint32_t> inactive_;  // campaigns of this run not active, as last seen
   // How many jobs `site` may hold, on its loop and in its ready queue together.
   std::int64_t shareOf(const std::string& site, std::int64_t nowMs) const;
   // held + ready queue of a destination.

@@ -38,6 +38,12 @@ void Worker::deliver(const std::shared_ptr<const DestinationSpec>& spec,
   destination->enqueue(std::move(jobs));
 }
 
+void Worker::withdraw(const std::vector<std::uint32_t>& campaigns) {
+  for (auto& [key, destination] : destinations_) {
+    destination->withdraw(campaigns);
+  }
+}
+
 void Worker::shutdown(std::function<void()> done) {
   drainedCallback_ = std::move(done);
   for (auto& [key, destination] : destinations_) {

@@ -27,6 +27,8 @@ class Worker {
 
   // Loop thread only.
   void deliver(const std::shared_ptr<const DestinationSpec>& spec, std::vector<DeliveryJob>&& jobs);
+  // Loop thread only: every destination's withdraw().
+  void withdraw(const std::vector<std::uint32_t>& campaigns);
   // Loop thread only: stop opening connections, abandon jobs not yet sent (they stay leased
   // in the store and return to the queue on restart), QUIT idle connections, and call
   // `done` once every connection has closed.

@@ -112,8 +112,9 @@ class JobStore {
 
   // --- control (by campaign name; NotFound for an unknown one) ---
   // Pause: Active -> Paused; takeDue() stops handing out its jobs at once (jobs already
-  // leased finish). Resume: Paused -> Active. Both are idempotent and synced;
-  // InvalidArgument for a campaign that is Loading or Cancelled.
+  // leased are their holder's: the dispatcher gives back those not yet on a connection,
+  // seeing campaignStateGeneration() move). Resume: Paused -> Active. Both are idempotent and
+  // synced; InvalidArgument for a campaign that is Loading or Cancelled.
   Status pauseCampaign(const std::string& name);
   Status resumeCampaign(const std::string& name);
   // Cancel: Active or Paused -> Cancelled. Every waiting job becomes Cancelled (counted

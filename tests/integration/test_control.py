@@ -118,8 +118,8 @@ class Control(harness.Workspace):
     def test_pause_reaches_jobs_held_in_memory(self):
         # One fast destination: the dispatcher holds up to max_in_flight / 4 (2,000) jobs on
         # its loop and, while it drains fast, up to three times as many leased in its ready
-        # queue. After a pause only the jobs on the loop may still go out; those in the ready
-        # queue go back to the queue.
+        # queue. After a pause those in the ready queue and those on the loop but not yet in
+        # a session go back to the queue; the bound allows the whole loop's share.
         sink = harness.Sink(self.dir, maildir=False)
         config = self.config_with_window(sink.port, 8000)
         total, on_loop = 60000, 2000
@@ -150,6 +150,40 @@ class Control(harness.Workspace):
         print(f"delivered after the pause answered and before the resume: {after} (at most "
               f"{on_loop} on the loop, plus outcomes not yet committed when it answered)")
         self.assertLessEqual(after, on_loop + 1000)
+
+    def test_pause_reaches_jobs_waiting_on_a_throttled_destination(self):
+        # 20 messages a second: every job is handed to the destination's loop at once (far
+        # under its cap), where they wait for the throttle. After a pause only the few
+        # already in a session may go out; the rest come back to the queue unsent.
+        sink = harness.Sink(self.dir, maildir=False)
+        config = self.write_config(sink.port, extra="""\
+limits:
+  - match: "*.example"
+    messages_per_second: 20
+""")
+        total = 400
+        self.salvo("submit", self.make_campaign("slow", total), config=config, check=0)
+        daemon = self.start("run", config=config)
+        harness.wait_for(lambda: self.status(config)["slow"]["delivered"] >= 10,
+                         what="deliveries to start")
+        self.salvo("pause", "slow", config=config, check=0)
+        answered = utc_now()
+        harness.wait_for(lambda: self.status(config)["slow"]["in_flight"] == 0,
+                         what="the jobs in sessions to finish")
+        s = self.status(config)["slow"]
+        self.assertEqual(s["delivered"] + s["queued"], total)  # nothing lost, nothing doubled
+        r = self.salvo("cancel", "slow", config=config, check=0)
+        self.assertIn(f"{s['queued']} waiting job(s) cancelled", r.stdout)
+        daemon.terminate()
+        self.assertEqual(daemon.wait(timeout=60), 0)
+        self.assertEqual(sink.stop()["messages"], s["delivered"])
+        with open(self.path("data", "events", "events.jsonl")) as f:
+            after = sum(1 for e in map(json.loads, f)
+                        if e["type"] == "delivered" and e["time"] > answered)
+        # At most two envelopes queued in each of the (up to 4) sessions, and the one
+        # each is sending; without the withdrawal every job would still go out, 20 a second.
+        print(f"delivered after the pause answered: {after} of {total}")
+        self.assertLessEqual(after, 12)
 
     def test_retention_purges_finished_campaigns_on_a_running_daemon(self):
         sink = harness.Sink(self.dir, maildir=False)
