@@ -332,7 +332,7 @@ void Dispatcher::withdrawInactive(std::int64_t nowMs, std::vector<queue::Outcome
   }
   campaignStateGeneration_ = generation;
   std::vector<std::uint32_t> inactive;
-  std::vector<std::uint32_t> newly;  // no job of these has been handed out since
+  std::vector<std::uint32_t> newly;  // active at the last check: their jobs may be out
   for (const auto& [number, campaign] : campaigns_) {
     if (!store_.campaignActive(number)) {
       inactive.push_back(number);
