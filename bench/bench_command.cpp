@@ -30,6 +30,7 @@
 #include "campaigns/config.h"
 #include "engine/dispatcher.h"
 #include "engine/log.h"
+#include "engine/scheduling.h"
 #include "engine/submitter.h"
 #include "queue/store.h"
 
@@ -361,6 +362,11 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
     }
   }
   writeCampaign(dir, options);
+  // As `salvo run` does (engine/scheduling.h); after the sink started, which keeps the
+  // default policy.
+  if (std::string error; !engine::useBatchScheduling(error)) {
+    err << "salvo bench: " << error << "\n";
+  }
   queue::Status status;
   auto store = queue::JobStore::open(config.dataDir, {}, status);
   if (!store) {

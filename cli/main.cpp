@@ -22,6 +22,7 @@
 #include "engine/event_log.h"
 #include "engine/event_summary.h"
 #include "engine/log.h"
+#include "engine/scheduling.h"
 #include "engine/submitter.h"
 #include "metrics/metrics.h"
 #include "queue/store.h"
@@ -156,6 +157,10 @@ int cmdRun(const std::string& configPath, bool untilIdle, bool verbose) {
   }
   if (verbose) {
     salvo::engine::setLogLevel(salvo::engine::LogLevel::Debug);
+  }
+  // Before the store and the loops start their threads: they inherit it.
+  if (std::string error; !salvo::engine::useBatchScheduling(error)) {
+    salvo::engine::log(salvo::engine::LogLevel::Warn, "{}", error);
   }
   int rc = 0;
   auto store = openStore(config, false, rc);
