@@ -30,6 +30,7 @@
 #include "campaigns/config.h"
 #include "engine/dispatcher.h"
 #include "engine/log.h"
+#include "engine/net/address.h"
 #include "engine/scheduling.h"
 #include "engine/submitter.h"
 #include "queue/store.h"
@@ -323,13 +324,11 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
     route.host = "127.0.0.1";
     route.port = sink.port();
   } else {
-    auto pos = options.target.rfind(':');
-    if (pos == std::string::npos) {
-      err << "salvo bench: --target must be HOST:PORT, not '" << options.target << "'\n";
+    if (!net::splitHostPort(options.target, route.host, route.port) || route.port == 0) {
+      err << "salvo bench: --target must be HOST:PORT with a port from 1 to 65535, not '"
+          << options.target << "'\n";
       return campaigns::kExitUsage;
     }
-    route.host = options.target.substr(0, pos);
-    route.port = static_cast<std::uint16_t>(std::stoi(options.target.substr(pos + 1)));
     std::string error;
     if (options.tls && !offersStartTls(route.host, route.port, error)) {
       err << "salvo bench: " << error << "\n";

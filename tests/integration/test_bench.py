@@ -66,8 +66,11 @@ class Bench(harness.Workspace):
         r = self.salvo("bench", "--recipients", "50", check=0, timeout=120)
         self.assertIn("50 delivered, 0 deferred, 0 bounced", r.stdout)
         self.assertIn("latency   p50 ", r.stdout)
-        r = self.salvo("bench", "--recipients", "5", "--target", "nonsense", check=64)
-        self.assertIn("--target must be HOST:PORT", r.stderr)
+        for target in ("nonsense", "127.0.0.1:abc", "127.0.0.1:99999", "127.0.0.1:0"):
+            # A port that does not parse or fit is refused, never wrapped or thrown.
+            r = self.salvo("bench", "--recipients", "5", "--target", target, check=64)
+            self.assertIn(f"--target must be HOST:PORT with a port from 1 to 65535, not "
+                          f"'{target}'", r.stderr)
 
 
 if __name__ == "__main__":
