@@ -100,13 +100,16 @@ class SinkProcess {
     // Keep reading end open until the sink exits: it prints a summary as it stops, and a
     // closed pipe would kill it (SIGPIPE) before it writes its stats file.
     out_ = fds[0];
-    auto pos = line.rfind(':');
-    if (line.find("listening on") == std::string::npos || pos == std::string::npos) {
+    constexpr std::string_view kListening = "listening on ";
+    const auto at = line.find(kListening);
+    std::string host;
+    if (at == std::string::npos ||
+        !net::splitHostPort(std::string_view(line).substr(at + kListening.size()), host, port_) ||
+        port_ == 0) {
       error = "the sink did not start (it said: \"" + line + "\")";
       stop();
       return false;
     }
-    port_ = static_cast<std::uint16_t>(std::stoi(line.substr(pos + 1)));
     return true;
   }
 
