@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -57,6 +58,15 @@ void appendDate(std::string& out, std::int64_t nowMs) {
   if (nowMs % 1000 < 0) {
     --seconds;
   }
+  // Thousands of messages share a second: the line is formatted once per second a thread.
+  thread_local std::int64_t cachedSecond = 0;
+  thread_local std::string cached;
+  if (!cached.empty() && cachedSecond == seconds) {
+    out += cached;
+    return;
+  }
+  cachedSecond = seconds;
+  cached.clear();
   std::int64_t days = seconds / 86400;
   std::int64_t secondOfDay = seconds % 86400;
   if (secondOfDay < 0) {
@@ -68,9 +78,17 @@ void appendDate(std::string& out, std::int64_t nowMs) {
   unsigned day = 0;
   civilFromDays(days, year, month, day);
   const std::int64_t weekday = ((days % 7) + 7) % 7;  // 1970-01-01 was a Thursday
-  fmt::format_to(std::back_inserter(out), "{}, {} {} {:04} {:02}:{:02}:{:02} +0000", kDays[weekday],
-                 day, kMonths[month - 1], year, secondOfDay / 3600, secondOfDay / 60 % 60,
-                 secondOfDay % 60);
+  fmt::format_to(std::back_inserter(cached), "{}, {} {} {:04} {:02}:{:02}:{:02} +0000",
+                 kDays[weekday], day, kMonths[month - 1], year, secondOfDay / 3600,
+                 secondOfDay / 60 % 60, secondOfDay % 60);
+  out += cached;
+}
+
+// Decimal digits, without fmt's format-string parsing (per message, several times).
+void appendDecimal(std::string& out, std::uint64_t value) {
+  char digits[20];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  out.append(digits, end);
 }
 
 // SHA-256 through a per-thread context and a digest fetched once: the one-shot SHA256()
@@ -146,9 +164,11 @@ void renderSingleBody(const Template& t, Template::Escape escape, std::string_vi
   text.clear();
   t.render(recipient, values, text, escape);
   const TransferEncoding encoding = chooseTransferEncoding(text);
-  fmt::format_to(std::back_inserter(headers),
-                 "Content-Type: {}; charset=utf-8\r\nContent-Transfer-Encoding: {}\r\n", type,
-                 transferEncodingName(encoding));
+  headers += "Content-Type: ";
+  headers += type;
+  headers += "; charset=utf-8\r\nContent-Transfer-Encoding: ";
+  headers += transferEncodingName(encoding);
+  headers += "\r\n";
   appendEncodedBody(body, text, encoding);
 }
 
@@ -495,7 +515,13 @@ std::string Campaign::envelopeFrom(const JobIdentity& job) const {
   if (spec_.bounceDomain.empty()) {
     return spec_.from.address.str();
   }
-  return fmt::format("bounces+c{}-{}@{}", job.campaignNumber, job.seq, spec_.bounceDomain);
+  std::string out = "bounces+c";
+  appendDecimal(out, job.campaignNumber);
+  out += '-';
+  appendDecimal(out, job.seq);
+  out += '@';
+  out += spec_.bounceDomain;
+  return out;
 }
 
 std::string Campaign::unsubscribeToken(std::string_view recipient) const {
@@ -587,10 +613,17 @@ void Campaign::render(const JobIdentity& job, std::string_view recipient,
   thread_local std::string seed;
   seed.clear();
   seed += spec_.id;
-  fmt::format_to(std::back_inserter(seed), ":{}:{}", job.campaignNumber, job.seq);
+  seed += ':';
+  appendDecimal(seed, job.campaignNumber);
+  seed += ':';
+  appendDecimal(seed, job.seq);
   unsigned char digest[EVP_MAX_MD_SIZE];
   sha256(seed, digest);
-  fmt::format_to(std::back_inserter(headers), "Message-ID: <c{}.{}.", job.campaignNumber, job.seq);
+  headers += "Message-ID: <c";
+  appendDecimal(headers, job.campaignNumber);
+  headers += '.';
+  appendDecimal(headers, job.seq);
+  headers += '.';
   appendHex(headers, digest, 8);
   headers += '@';
   headers += spec_.from.address.domain;

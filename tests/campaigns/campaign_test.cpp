@@ -110,6 +110,31 @@ TEST_F(CampaignTest, InlineCampaignLoadsAndRendersExactly) {
             "your code is A1.\r\n");
 }
 
+TEST_F(CampaignTest, DateHeaderFollowsTheClockSecondBySecond) {
+  EXPECT_EQ(validate(R"(id: dated
+from: news@example.com
+subject: "Hi"
+text: "Hello"
+recipients:
+  - {email: ann@x.com}
+)"),
+            Messages{});
+  ASSERT_TRUE(loaded_.has_value());
+  const auto dateAt = [&](std::int64_t nowMs) {
+    std::string out;
+    loaded_->campaign->render(JobIdentity{1, 0}, "ann@x.com", {}, nowMs, out);
+    const auto at = out.find("Date: ");
+    return out.substr(at, out.find("\r\n", at) - at);
+  };
+  // The line is cached per second and thread: every change of second must show.
+  EXPECT_EQ(dateAt(kNowMs), "Date: Sat, 28 Nov 2026 13:04:51 +0000");
+  EXPECT_EQ(dateAt(kNowMs + 999), "Date: Sat, 28 Nov 2026 13:04:51 +0000");
+  EXPECT_EQ(dateAt(kNowMs + 1000), "Date: Sat, 28 Nov 2026 13:04:52 +0000");
+  EXPECT_EQ(dateAt(0), "Date: Thu, 1 Jan 1970 00:00:00 +0000");
+  EXPECT_EQ(dateAt(-1), "Date: Wed, 31 Dec 1969 23:59:59 +0000");
+  EXPECT_EQ(dateAt(kNowMs + 500), "Date: Sat, 28 Nov 2026 13:04:51 +0000");
+}
+
 TEST_F(CampaignTest, NonAsciiSubjectIsEncodedAndBodyIsQuotedPrintable) {
   EXPECT_EQ(validate(R"(id: gruss
 from: {name: Zoë, address: z@Example.com}
