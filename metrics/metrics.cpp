@@ -116,7 +116,8 @@ Metrics::Metrics(MetricsOptions options)
                          .Add({});
   handedBack_ = &define(prometheus::BuildCounter(), "salvo_jobs_handed_back_total", "counter",
                         "Leased jobs returned to the queue unattempted: their destination held "
-                        "its share of the in-flight window, or their campaign its rate.")
+                        "its share of the in-flight window, their campaign its rate, or their "
+                        "campaign was paused or cancelled before they were sent.")
                      .Add({});
   define(prometheus::BuildGauge(), "salvo_build_info", "gauge",
          "Salvo build information; always 1.")
