@@ -529,6 +529,12 @@ int runBench(const BenchOptions& options, std::ostream& out, std::ostream& err) 
     fmt::print(out, "  requeued  {} jobs handed back to the queue unattempted\n",
                report.handedBack);
   }
+  if (rc == 0 && report.delivered == 0) {
+    // The report stands, but a script must not take a dead target for a measurement.
+    err << "salvo bench: nothing was delivered (" << report.deferred << " deferred, "
+        << report.bounced << " bounced): is " << report.target << " accepting mail?\n";
+    return campaigns::kExitUnavailable;
+  }
   return rc;
 }
 

@@ -12,6 +12,7 @@ namespace salvo::campaigns {
 inline constexpr int kExitUsage = 64;
 inline constexpr int kExitDataErr = 65;
 inline constexpr int kExitNoInput = 66;
+inline constexpr int kExitUnavailable = 69;
 inline constexpr int kExitSoftware = 70;
 inline constexpr int kExitIoErr = 74;
 inline constexpr int kExitTempFail = 75;

@@ -71,6 +71,12 @@ class Bench(harness.Workspace):
             r = self.salvo("bench", "--recipients", "5", "--target", target, check=64)
             self.assertIn(f"--target must be HOST:PORT with a port from 1 to 65535, not "
                           f"'{target}'", r.stderr)
+        # Nothing listening: the report is printed, and the exit code says it measured nothing.
+        dead = f"127.0.0.1:{harness.free_port()}"
+        r = self.salvo("bench", "--recipients", "5", "--target", dead, "--json", check=69)
+        self.assertEqual(json.loads(r.stdout)["delivered"], 0)
+        self.assertIn(f"nothing was delivered (5 deferred, 0 bounced): is {dead} accepting mail?",
+                      r.stderr)
 
 
 if __name__ == "__main__":
