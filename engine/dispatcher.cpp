@@ -309,6 +309,13 @@ void Dispatcher::stop() {
   control_.post([this] { beginShutdown(); });
 }
 
+void Dispatcher::releaseHeld(const std::string& site) {
+  auto held = perDestination_.find(site);
+  if (held != perDestination_.end() && --held->second <= 0) {
+    perDestination_.erase(held);
+  }
+}
+
 void Dispatcher::handOut(DeliveryJob&& job,
                          std::unordered_map<std::string, std::vector<DeliveryJob>>& batches) {
   ++perDestination_[job.site];
@@ -345,12 +352,25 @@ void Dispatcher::withdrawInactive(std::int64_t nowMs, std::vector<queue::Outcome
   if (newly.empty()) {
     return;
   }
+  const auto withdrawn = [&](DeliveryJob& job) {
+    if (std::find(newly.begin(), newly.end(), job.id.campaign) == newly.end()) {
+      return false;
+    }
+    handBackJob(handBack, queue::LeasedJob{job.id, std::move(job.record)}, nowMs);
+    return true;
+  };
   for (auto& [site, queue] : ready_) {  // feedReady() drops the queues this empties
-    std::erase_if(queue, [&](DeliveryJob& job) {
-      if (std::find(newly.begin(), newly.end(), job.id.campaign) == newly.end()) {
+    std::erase_if(queue, withdrawn);
+  }
+  // Jobs waiting for their destination to resolve were counted against it already. The
+  // entries stay (possibly empty) while their lookup runs, so no second lookup starts.
+  for (auto& [name, jobs] : waiting_) {
+    std::erase_if(jobs, [&](DeliveryJob& job) {
+      const std::string site = job.site;
+      if (!withdrawn(job)) {
         return false;
       }
-      handBackJob(handBack, queue::LeasedJob{job.id, std::move(job.record)}, nowMs);
+      releaseHeld(site);
       return true;
     });
   }
@@ -838,8 +858,9 @@ void Dispatcher::destinationResolved(const std::string& name,
   }
   auto jobs = std::move(it->second);
   waiting_.erase(it);
-  if (stopping_) {
-    return;  // abandoned: still leased, returned to the queue on the next start
+  if (stopping_ || jobs.empty()) {
+    // Abandoned (still leased, returned to the queue on the next start), or all withdrawn.
+    return;
   }
   dispatch(spec, std::move(jobs));
 }
@@ -919,10 +940,7 @@ void Dispatcher::drainResults() {
   outcomes.reserve(results.size());
   std::vector<queue::Suppression> hardBounces;
   for (auto& r : results) {
-    auto held = perDestination_.find(r.job.site);
-    if (held != perDestination_.end() && --held->second <= 0) {
-      perDestination_.erase(held);
-    }
+    releaseHeld(r.job.site);
     if (!r.attempted) {  // withdrawn unsent: back as it was leased, due now
       handBackJob(outcomes, queue::LeasedJob{r.job.id, std::move(r.job.record)}, t);
       continue;

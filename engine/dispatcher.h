@@ -213,8 +213,8 @@ class Dispatcher : public ResultSink {
   // After a pause or cancel (the store's campaign-state generation moved), the jobs of
   // campaigns no longer active that are held in memory and not yet on a connection go back
   // to the queue, due now, so they do not go out after the command answered: ready-queue
-  // jobs at once, those on the loops through Worker::withdraw() (they come back as
-  // unattempted results).
+  // jobs and jobs waiting for DNS at once, those on the loops through Worker::withdraw()
+  // (they come back as unattempted results).
   void withdrawInactive(std::int64_t nowMs, std::vector<queue::Outcome>& handBack);
   std::uint64_t campaignStateGeneration_ = 0;
   std::vector<std::uint32_t> inactive_;  // campaigns of this run not active, as last seen
@@ -222,6 +222,8 @@ class Dispatcher : public ResultSink {
   std::int64_t shareOf(const std::string& site, std::int64_t nowMs) const;
   // held + ready queue of a destination.
   std::int64_t load(const std::string& site) const;
+  // Uncounts one job that `site` held (finished, or withdrawn before reaching a connection).
+  void releaseHeld(const std::string& site);
   // Moves a leased job to its destination's loop batch (or finishes it when its campaign
   // is missing), counting it against the destination.
   void handOut(DeliveryJob&& job,
