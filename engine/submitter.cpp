@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <optional>
 #include <vector>
 
@@ -31,11 +32,22 @@ SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std
                             const std::string& eventLogPath) {
   SubmitResult result;
   auto& diags = result.diagnostics;
-  std::uint64_t expected = 0;
-  auto loaded = campaigns::validateCampaign(path, diags, expected);
-  if (!loaded || !diags.empty()) {
-    result.exitCode = diags.empty() ? campaigns::kExitDataErr : diags.exitCode();
+  // The full report, as `salvo validate` gives it, for a campaign found wrong anywhere:
+  // its YAML, its templates or any recipient row.
+  auto reject = [&] {
+    std::uint64_t count = 0;
+    campaigns::validateCampaign(path, diags, count);
+    if (diags.empty()) {
+      // Wrong while being streamed, right when read again: the file changed meanwhile.
+      diags.add(path, 0, 0, "the recipients changed while being submitted; submit again");
+    }
+    result.exitCode = diags.exitCode();
     return result;
+  };
+  campaigns::Diagnostics loadDiags;
+  auto loaded = campaigns::loadCampaign(path, loadDiags);
+  if (!loaded || !loadDiags.empty()) {
+    return reject();
   }
   const auto& campaign = *loaded->campaign;
   result.campaignId = campaign.id();
@@ -43,10 +55,16 @@ SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std
   // Resubmitting is idempotent: the same id with the same content (compiled campaign and
   // recipient count) is already queued, so succeed without adding jobs; a submit that was
   // interrupted left nothing behind (see the contract), so it simply runs again. The
-  // same id with different content is refused: a new campaign needs a new id.
+  // same id with different content is refused: a new campaign needs a new id. (This rare
+  // path counts the recipients in a validating pass of its own.)
   std::string spec = campaign.serialize();
   if (auto existing = store.campaignByName(campaign.id());
       existing && existing->state != queue::CampaignState::Loading) {
+    std::uint64_t expected = 0;
+    if (!campaigns::validateCampaign(path, diags, expected) || !diags.empty()) {
+      result.exitCode = diags.empty() ? campaigns::kExitDataErr : diags.exitCode();
+      return result;
+    }
     if (existing->spec == spec && existing->jobs == expected) {
       result.campaignNumber = existing->number;
       result.recipients = existing->jobs;  // recipients, suppressed ones included
@@ -71,8 +89,11 @@ SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std
 
   // Published only together with the jobs: a failed submit leaves no events either.
   SubmitEvents events(eventLogPath, campaign.id());
-  auto fail = [&](int code, const std::string& message) {
-    diags.add(path, 0, 0, message, code);
+  // While one batch is written (on its own thread), the next is read and checked.
+  std::future<queue::Status> pending;
+  auto settle = [&] { return pending.valid() ? pending.get() : queue::Status::ok(); };
+  auto undoWrites = [&] {
+    settle();  // no write may land after the abort
     events.discard();
     auto undo = store.abortCampaign(number);
     if (!undo.isOk()) {
@@ -82,13 +103,22 @@ SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std
                     "); it is removed the next time the queue is opened for writing",
                 campaigns::kExitIoErr);
     }
+  };
+  auto fail = [&](int code, const std::string& message) {
+    diags.add(path, 0, 0, message, code);
+    undoWrites();
     result.exitCode = code;
     return result;
   };
 
-  auto reader = loaded->openRecipients(diags);
+  // One pass: recipients are checked as they are streamed into jobs. The first bad row
+  // stops the writing; what was written is removed and the full report is produced.
+  campaigns::Diagnostics rowDiags;
+  auto reader = loaded->openRecipients(rowDiags);
   if (!reader) {
-    return fail(diags.exitCode(), "cannot read the recipients a second time");
+    undoWrites();
+    result.campaignNumber = 0;
+    return reject();
   }
   std::vector<queue::JobRecord> batch;
   batch.reserve(kBatchSize);
@@ -101,14 +131,23 @@ SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std
   // counts from then too.
   const std::int64_t dueMs = std::max(nowMs, campaign.startAtMs());
   auto flush = [&]() -> queue::Status {
-    if (batch.empty()) {
-      return queue::Status::ok();
+    auto s = settle();
+    if (!s.isOk() || batch.empty()) {
+      return s;
     }
-    auto s = store.addJobs(number, written - batch.size(), batch, dueMs);
-    batch.clear();
-    return s;
+    const std::uint64_t first = written - batch.size();
+    pending =
+        std::async(std::launch::async, [&store, number, first, dueMs, jobs = std::move(batch)] {
+          return store.addJobs(number, first, jobs, dueMs);
+        });
+    batch = {};
+    batch.reserve(kBatchSize);
+    return queue::Status::ok();
   };
-  while (reader->next(recipient, diags)) {
+  while (reader->next(recipient, rowDiags)) {
+    if (!rowDiags.empty()) {
+      break;
+    }
     ++read;
     if (auto entry = store.suppressed(recipient.email)) {
       ++suppressed;
@@ -138,16 +177,16 @@ SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std
       }
     }
   }
-  if (!diags.empty()) {
-    // The first pass was clean, so the input changed underneath us.
-    return fail(diags.exitCode(), "the recipients changed while being submitted");
-  }
-  if (read != expected) {
-    return fail(campaigns::kExitDataErr, "the recipients changed while being submitted (" +
-                                             std::to_string(expected) + " validated, " +
-                                             std::to_string(read) + " read)");
+  if (!rowDiags.empty() || read == 0) {
+    reject();
+    undoWrites();
+    result.campaignNumber = 0;
+    return result;
   }
   status = flush();
+  if (status.isOk()) {
+    status = settle();
+  }
   if (status.isOk() && !events.commit(error)) {
     return fail(campaigns::kExitIoErr, "suppressed recipients: " + error);
   }

@@ -1,9 +1,10 @@
 // Submitter: `salvo submit` — a validated campaign streamed into the queue as jobs.
-// Contract: two passes. The first validates the campaign and every recipient (nothing is
-// written unless all is well); the second streams recipients into job batches. The
-// campaign stays in state Loading (invisible to delivery) until the final synced write
-// marks it Active, and any failure during the second pass removes what was written, so a
-// failed submit leaves nothing in the queue. Memory stays flat: recipients are streamed.
+// Contract: one pass. The campaign (YAML, templates) is loaded and checked first; then
+// its recipients are checked as they are streamed into job batches. The campaign stays in
+// state Loading (invisible to delivery) until the final synced write marks it Active; a
+// bad recipient row, or any other failure, removes what was written, so a failed submit
+// leaves nothing in the queue, and reports every error as `salvo validate` does (a second,
+// validating pass on that path only). Memory stays flat: recipients are streamed.
 // Resubmitting an id is idempotent: same content -> success, nothing added; different
 // content -> refused (65).
 #pragma once

@@ -74,6 +74,28 @@ recipients:
         self.assertIn(f"{path}:3:", r.stderr)
         self.assertIn(f"{path}:6:", r.stderr)
 
+    def test_bad_row_after_written_batches_leaves_nothing(self):
+        # Submit checks rows as it streams them into jobs (10,000 per batch): a bad row
+        # after 25,000 good ones comes after batches were written. They are removed, and
+        # the report is validate's: every bad row, by file:line:column.
+        rows = ["email,name"] + [f"user{i}@d{i % 7}.example,N{i}" for i in range(25000)]
+        rows += ["bob@@d.example,Bob"] + [f"late{i}@d.example,L{i}" for i in range(10)]
+        rows += ["x@d.example\u0000,Nul"]
+        csv = self.write("late.csv", "\n".join(rows) + "\n")
+        path = self.write("late.yaml", GOOD_HEAD + 'text: "Hello {{name}}"\nrecipients_csv: late.csv\n')
+        config = self.write_config(2525)
+        r = self.salvo("submit", path, config=config, check=65)
+        self.assertIn(f"{csv}:25002:", r.stderr)
+        self.assertIn(f"{csv}:25013:", r.stderr)
+        self.assertEqual(self.status(config), {})
+        # The same id goes in once the file is fixed: nothing of the failed submit is left.
+        rows[25001] = "bob@d.example,Bob"
+        rows[-1] = "x@d.example,Nul"
+        self.write("late.csv", "\n".join(rows) + "\n")
+        r = self.salvo("submit", path, config=config)
+        self.assertIn("25012 recipient(s) queued", r.stdout)
+        self.assertEqual(self.status(config)["bad"]["queued"], 25012)
+
     def test_bad_config_is_exit_78(self):
         config = self.write("salvo.yaml", "delivery:\n  threads: many\n")
         r = self.salvo("status", config=config, check=78)
