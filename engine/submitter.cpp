@@ -10,6 +10,7 @@
 #include <fstream>
 #include <future>
 #include <optional>
+#include <system_error>
 #include <vector>
 
 #include "campaigns/campaign.h"
@@ -136,13 +137,17 @@ SubmitResult submitCampaign(const std::string& path, queue::JobStore& store, std
       return s;
     }
     const std::uint64_t first = written - batch.size();
-    pending =
-        std::async(std::launch::async, [&store, number, first, dueMs, jobs = std::move(batch)] {
-          return store.addJobs(number, first, jobs, dueMs);
-        });
-    batch = {};
-    batch.reserve(kBatchSize);
-    return queue::Status::ok();
+    auto write = [&store, number, first, dueMs](const std::vector<queue::JobRecord>& jobs) {
+      return store.addJobs(number, first, jobs, dueMs);
+    };
+    try {
+      pending = std::async(std::launch::async,
+                           [write, jobs = std::vector(batch)] { return write(jobs); });
+    } catch (const std::system_error&) {
+      s = write(batch);  // no thread to spare: write it here
+    }
+    batch.clear();
+    return s;
   };
   while (reader->next(recipient, rowDiags)) {
     if (!rowDiags.empty()) {
