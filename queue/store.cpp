@@ -1067,8 +1067,18 @@ std::unique_ptr<JobStore> JobStore::open(const std::string& dir, const OpenOptio
       }
       closeRaw(db, handles);
     }
-  } else {
+  } else if (fs::exists(fs::path(dir) / "CURRENT", ec) || ec) {
     s = rocksdb::DB::Open(tuning.db, dir, tuning.cfs, &handles, &db);
+  } else {
+    // A new store: its families in one call, which writes RocksDB's OPTIONS file once
+    // (opening with them all writes and re-reads it once per family). A crash in between
+    // leaves a store whose missing families the next open creates.
+    s = rocksdb::DB::Open(tuning.db, dir, {tuning.cfs[kDefaultCf]}, &handles, &db);
+    if (s.ok()) {
+      std::vector<rocksdb::ColumnFamilyHandle*> created;
+      s = db->CreateColumnFamilies({tuning.cfs.begin() + 1, tuning.cfs.end()}, &created);
+      handles.insert(handles.end(), created.begin(), created.end());
+    }
   }
   if (!s.ok()) {
     closeRaw(db, handles);

@@ -246,6 +246,44 @@ TEST_F(StoreTest, CampaignNumbersStartAtOneAndRecordsReadBack) {
   EXPECT_FALSE(store->campaignByName("gamma"));
 }
 
+TEST_F(StoreTest, ANewStoreHasEveryFamilyAndOneWithOnlySomeIsCompleted) {
+  // A new store creates its families in one call after opening with the default one; a
+  // store left with only some of them (a crash in between) gets the rest at the next open.
+  {
+    auto store = openStore(dir_.store());
+    submit(*store, "first", 3, 100);
+  }
+  std::vector<std::string> families;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir_.store(), &families).ok());
+  EXPECT_THAT(families,
+              ::testing::UnorderedElementsAre("default", "campaigns", "names", "jobs", "due",
+                                              "leases", "counters", "meta", "suppression"));
+  {
+    auto store = openStore(dir_.store());
+    ASSERT_TRUE(store->campaignByName("first"));
+    EXPECT_EQ(store->campaignByName("first")->jobs, 3u);
+  }
+
+  const std::string partial = dir_.store() + "-partial";
+  {
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Options o;
+    o.create_if_missing = true;
+    ASSERT_TRUE(rocksdb::DB::Open(o, partial, &raw).ok());
+    rocksdb::ColumnFamilyHandle* h = nullptr;
+    ASSERT_TRUE(raw->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), "campaigns", &h).ok());
+    ASSERT_TRUE(raw->DestroyColumnFamilyHandle(h).ok());
+    delete raw;
+  }
+  {
+    auto store = openStore(partial);
+    submit(*store, "second", 2, 100);
+  }
+  auto store = openStore(partial);
+  ASSERT_TRUE(store->campaignByName("second"));
+  EXPECT_EQ(store->campaignByName("second")->jobs, 2u);
+}
+
 TEST_F(StoreTest, DuplicateNameIsRejected) {
   auto store = openStore(dir_.store());
   submit(*store, "spring", 1, 0);
