@@ -4,6 +4,7 @@ a running daemon, the same commands on a stopped one, and their errors."""
 import datetime
 import json
 import os
+import signal
 
 import harness
 
@@ -31,8 +32,8 @@ class Control(harness.Workspace):
         self.write(f"{cid}.csv", "\n".join(rows) + "\n")
         return self.write(f"{cid}.yaml", campaign_yaml(cid, f"{cid}.csv"))
 
-    def config_with_window(self, sink_port, max_in_flight):
-        config = self.write_config(sink_port)
+    def config_with_window(self, sink_port, max_in_flight, metrics="off"):
+        config = self.write_config(sink_port, metrics=metrics)
         with open(config) as f:
             text = f.read()
         with open(config, "w") as f:
@@ -121,17 +122,26 @@ class Control(harness.Workspace):
         # queue. After a pause those in the ready queue and those on the loop but not yet in
         # a session go back to the queue; the bound allows the whole loop's share.
         sink = harness.Sink(self.dir, maildir=False)
-        config = self.config_with_window(sink.port, 8000)
+        self.addCleanup(sink.proc.kill)  # also ends it if it is still stopped
+        port = harness.free_port()
+        config = self.config_with_window(sink.port, 8000, metrics=f"127.0.0.1:{port}")
         total, on_loop = 100000, 2000
         self.salvo("submit", self.make_campaign("fast", total), config=config, check=0)
         daemon = self.start("run", config=config)
-        # Early (the ready queue forms once the first results set the drain rate), so the
-        # pause lands mid-run even on a slow, busy machine.
-        harness.wait_for(lambda: self.status(config)["fast"]["delivered"] >= 1000,
-                         what="deliveries to start")
+        # Once the first results have set the drain rate (the ready queue forms then), the
+        # sink is stopped: the jobs held in memory stay held, however long `salvo pause` takes
+        # to start (seconds on a busy machine under ASan, where an unstopped sink finished all
+        # 100,000 first). Deliveries are watched on the metrics endpoint, which answers in
+        # milliseconds, not with `salvo status`, which opens the store.
+        harness.wait_for(
+            lambda: harness.metric(harness.scrape(port), "salvo_messages_total",
+                                   result="delivered") >= 1000,
+            what="deliveries to start")
+        sink.proc.send_signal(signal.SIGSTOP)
         r = self.salvo("pause", "fast", config=config, check=0)
         answered = utc_now()
         self.assertIn("campaign 'fast' paused", r.stdout)
+        sink.proc.send_signal(signal.SIGCONT)
         harness.wait_for(lambda: self.status(config)["fast"]["in_flight"] == 0,
                          what="the jobs already handed out to finish")
         s = self.status(config)["fast"]
