@@ -101,6 +101,8 @@ class Campaign {
   const RetryOverride& retry() const { return spec_.retry; }
   const std::optional<UnsubscribeSettings>& unsubscribe() const { return spec_.unsubscribe; }
   const std::optional<DkimSettings>& dkim() const { return spec_.dkim; }
+  // Whether render() signs: the one costly part of rendering (an RSA signature).
+  bool signs() const { return signer_ != nullptr; }
   const std::string& bounceDomain() const { return spec_.bounceDomain; }
 
   // The envelope sender (bare address) for a job: bounces+c<campaign>-<seq>@<bounce

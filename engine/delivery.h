@@ -21,6 +21,8 @@
 
 namespace salvo::engine {
 
+class RenderPool;
+
 struct DeliveryJob {
   queue::JobId id;
   queue::JobRecord record;  // as leased: record.state is the state it was taken in
@@ -81,6 +83,9 @@ struct DeliverySettings {
   // (tlsContextError says why): then TLS is skipped where optional and defers where not.
   std::shared_ptr<net::TlsContext> tlsContext;
   std::string tlsContextError;
+  // Where connections render (and sign) the messages of DKIM-signing campaigns, off their
+  // loop (null: on the loop, as every other message). Thread-safe.
+  RenderPool* renderPool = nullptr;
   // Shaping rules every destination applies to non-2xx replies (null: none).
   const ShapingRules* shaping = nullptr;
   // Where destinations report throttles and connections (null: nowhere). Thread-safe.

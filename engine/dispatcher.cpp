@@ -257,6 +257,11 @@ int Dispatcher::run() {
   int threads = config_.delivery.threads > 0
                     ? config_.delivery.threads
                     : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  // Signing is the costly part of a message: every core signs, whichever loop owns the
+  // destination (one smarthost is one destination on one loop).
+  renderPool_ = std::make_unique<RenderPool>(
+      std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+  settings_.renderPool = renderPool_.get();
   for (int i = 0; i < threads; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, settings_, *this));
     workers_.back()->start();
@@ -291,6 +296,8 @@ int Dispatcher::run() {
   for (auto& w : workers_) {
     w->stopAndJoin();
   }
+  settings_.renderPool = nullptr;
+  renderPool_.reset();  // its last tasks post to the stopped loops; those drop them
   drainResults();
   writer_->stop();
   // The writer posted its last commit notifications to the stopped control loop.

@@ -33,6 +33,7 @@
 #include "engine/net/loop.h"
 #include "engine/provider_table.h"
 #include "engine/rate_limiter.h"
+#include "engine/render_pool.h"
 #include "engine/retry_schedule.h"
 #include "engine/route_table.h"
 #include "engine/shaping_rules.h"
@@ -142,6 +143,9 @@ class Dispatcher : public ResultSink {
   net::EventLoop control_;
   std::unique_ptr<dns::Resolver> resolver_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  // Renders signing campaigns' messages for the workers' connections; its tasks post to
+  // the workers' loops, so it goes first.
+  std::unique_ptr<RenderPool> renderPool_;
   std::unique_ptr<queue::OutcomeWriter> writer_;
   std::unique_ptr<net::Timer> pumpTimer_;
   std::unique_ptr<net::Timer> gaugeTimer_;

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "engine/log.h"
+#include "engine/render_pool.h"
 #include "engine/smtp/body.h"
 
 namespace salvo::engine {
@@ -19,7 +20,33 @@ std::int64_t wallClockMs() {
       .count();
 }
 
+// Renders one job's message and encodes it for the wire (CRLF, dot-stuffed) into `data`;
+// false and `error` when it must not go out. `scratch` is reused between messages.
+bool renderMessage(const campaigns::Campaign& campaign, const campaigns::JobIdentity& identity,
+                   const queue::JobRecord& record, std::string& scratch, std::string& data,
+                   std::string& error) {
+  scratch.clear();
+  campaign.render(identity, record.recipient, record.values, wallClockMs(), scratch);
+  // The session sends the encoded body from this buffer as it is and appends the next
+  // transaction's MAIL/RCPT/DATA to it: room for those (and for dot-stuffing) spares a
+  // reallocation and a copy of the whole message.
+  data.reserve(scratch.size() + kEncodingRoom);
+  return smtp::encodeBody(scratch, data, error);
+}
+
 }  // namespace
+
+// A job's message rendering on the pool. The pool thread reads the inputs (copies) and
+// writes the outputs; `connection` is read and written on the loop thread only.
+struct SmtpConnection::Rendering {
+  std::shared_ptr<const campaigns::Campaign> campaign;
+  campaigns::JobIdentity identity;
+  queue::JobRecord record;
+  bool ok = false;
+  std::string data;
+  std::string error;
+  SmtpConnection* connection = nullptr;  // null once the connection gave the job back
+};
 
 SmtpConnection::SmtpConnection(net::EventLoop& loop, const net::Endpoint& endpoint,
                                std::string hostName, smtp::TlsPolicy tls,
@@ -45,43 +72,103 @@ smtp::SessionConfig SmtpConnection::sessionConfig(smtp::TlsPolicy tls,
   return config;
 }
 
-SmtpConnection::~SmtpConnection() = default;
+SmtpConnection::~SmtpConnection() {
+  if (rendering_) {
+    // Destroyed with its destination at shutdown: the job stays leased in the store and
+    // returns to the queue on restart, like the destination's pending jobs.
+    rendering_->connection = nullptr;
+  }
+}
 
 void SmtpConnection::start() {
   tcp_ = net::TcpConnection::connect(loop_, endpoint_, *this, settings_.connectTimeoutMs);
 }
 
 bool SmtpConnection::canAccept() const {
-  return !finished_ && session_.canAccept() &&
+  return !finished_ && !rendering_ && session_.canAccept() &&
          submitted_ < static_cast<std::size_t>(settings_.messagesPerConnection);
 }
 
 bool SmtpConnection::idle() const {
-  return !finished_ && jobs_.empty() && session_.state() == smtp::State::Idle;
+  return !finished_ && !rendering_ && jobs_.empty() && session_.state() == smtp::State::Idle;
 }
 
 void SmtpConnection::submit(DeliveryJob&& job) {
-  const auto& campaign = *job.campaign;
   campaigns::JobIdentity identity{job.id.campaign, job.id.seq};
-  rendered_.clear();
-  campaign.render(identity, job.record.recipient, job.record.values, wallClockMs(), rendered_);
-  smtp::Envelope envelope;
-  envelope.tag = nextTag_++;
-  envelope.mailFrom = campaign.envelopeFrom(identity);
-  envelope.rcptTo = job.record.recipient;
-  // The session sends the encoded body from this buffer as it is and appends the next
-  // transaction's MAIL/RCPT/DATA to it: room for those (and for dot-stuffing) spares a
-  // reallocation and a copy of the whole message.
-  envelope.data.reserve(rendered_.size() + kEncodingRoom);
-  std::string error;
-  if (!smtp::encodeBody(rendered_, envelope.data, error)) {
-    // A message we must not put on the wire is a permanent, message-scope failure.
-    DeliveryResult result{std::move(job), smtp::Disposition::Bounced, smtp::FailureScope::Message,
-                          "message refused before sending: " + error};
-    owner_.jobDone(std::move(result));
+  ++submitted_;
+  if (settings_.renderPool != nullptr && job.campaign->signs()) {
+    auto r = std::make_shared<Rendering>();
+    r->campaign = job.campaign;
+    r->identity = identity;
+    r->record = job.record;
+    r->connection = this;
+    rendering_ = r;
+    renderingJob_ = std::move(job);
+    settings_.renderPool->post([r, loop = &loop_] {
+      thread_local std::string scratch;
+      r->ok = renderMessage(*r->campaign, r->identity, r->record, scratch, r->data, r->error);
+      loop->post([r] {
+        if (r->connection != nullptr) {
+          r->connection->rendered();
+        }
+      });
+    });
+    armTimer();
     return;
   }
-  ++submitted_;
+  std::string data;
+  std::string error;
+  if (!renderMessage(*job.campaign, identity, job.record, rendered_, data, error)) {
+    refuse(std::move(job), error);
+    return;
+  }
+  startTransaction(std::move(job), std::move(data));
+}
+
+void SmtpConnection::rendered() {
+  // The session can still take it: only a close (finished(), which gave the job back) or
+  // a QUIT ends that, and this connection is neither idle nor spent while a job renders.
+  std::shared_ptr<Rendering> r = std::move(rendering_);
+  r->connection = nullptr;
+  DeliveryJob job = std::move(*renderingJob_);
+  renderingJob_.reset();
+  if (r->ok) {
+    startTransaction(std::move(job), std::move(r->data));
+  } else {
+    refuse(std::move(job), r->error);
+    armTimer();
+  }
+  if (!finished_) {
+    owner_.connectionReady(*this);  // the destination stopped feeding it meanwhile
+  }
+}
+
+void SmtpConnection::giveBackRendering() {
+  if (!rendering_) {
+    return;
+  }
+  rendering_->connection = nullptr;
+  rendering_.reset();
+  --submitted_;
+  DeliveryJob job = std::move(*renderingJob_);
+  renderingJob_.reset();
+  owner_.jobReturned(std::move(job));
+}
+
+void SmtpConnection::refuse(DeliveryJob&& job, const std::string& error) {
+  // A message we must not put on the wire is a permanent, message-scope failure.
+  --submitted_;
+  DeliveryResult result{std::move(job), smtp::Disposition::Bounced, smtp::FailureScope::Message,
+                        "message refused before sending: " + error};
+  owner_.jobDone(std::move(result));
+}
+
+void SmtpConnection::startTransaction(DeliveryJob&& job, std::string&& data) {
+  smtp::Envelope envelope;
+  envelope.tag = nextTag_++;
+  envelope.mailFrom = job.campaign->envelopeFrom({job.id.campaign, job.id.seq});
+  envelope.rcptTo = job.record.recipient;
+  envelope.data = std::move(data);
   job.submittedUs = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::steady_clock::now().time_since_epoch())
                         .count();
@@ -103,6 +190,10 @@ void SmtpConnection::armTimer() {
     return;
   }
   if (session_.state() == smtp::State::Idle && jobs_.empty()) {
+    if (rendering_) {
+      timer_.stop();  // nothing is awaited from the server while the next job renders
+      return;
+    }
     if (submitted_ >= static_cast<std::size_t>(settings_.messagesPerConnection)) {
       // Spent: close now so the destination opens a fresh connection, rather than
       // letting it hold a connection slot until the idle timeout.
@@ -287,6 +378,7 @@ void SmtpConnection::finished(const std::string& error, smtp::FailureScope scope
   if (tcp_) {
     tcp_->close();
   }
+  giveBackRendering();
   owner_.connectionFinished(*this, error, scope);
 }
 

@@ -1,16 +1,20 @@
 // SmtpConnection: one TCP connection running one ClientSession, on a delivery loop.
 // Contract: glue only — bytes between the socket and the session, the reply timer from
 // the session's per-state timeout, and rendering each job just before it is submitted
-// (template + variables -> message -> encodeBody). Policy (how many connections, which
-// endpoint, what to do on failure) belongs to Destination. After the session's
-// startTls() the byte stream runs through a net::TlsClient (memory BIOs): ciphertext from
-// the socket goes to TLS and the plaintext to the session; nothing the server sent before
-// the handshake completed reaches the session.
+// (template + variables -> message -> encodeBody): on the loop, or for a DKIM-signing
+// campaign on the settings' RenderPool when there is one. While a job renders there the
+// connection holds it and takes no other; if the connection ends first, the job goes back
+// to the owner unsent (jobReturned) and the rendering is dropped. Policy (how many
+// connections, which endpoint, what to do on failure) belongs to Destination. After the
+// session's startTls() the byte stream runs through a net::TlsClient (memory BIOs):
+// ciphertext from the socket goes to TLS and the plaintext to the session; nothing the
+// server sent before the handshake completed reaches the session.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "engine/delivery.h"
@@ -48,7 +52,8 @@ class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
 
   void start();
   bool canAccept() const;
-  // Renders and submits; a job that cannot be encoded is answered at once (bounced).
+  // Renders and submits; a job that cannot be encoded is answered (bounced): at once, or
+  // when its rendering on the pool comes back.
   void submit(DeliveryJob&& job);
   void quit();
   bool idle() const;
@@ -79,7 +84,12 @@ class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
   bool tracing() const override;
 
  private:
+  struct Rendering;
   void armTimer();
+  void rendered();  // the pool's rendering came back (loop thread)
+  void startTransaction(DeliveryJob&& job, std::string&& data);
+  void refuse(DeliveryJob&& job, const std::string& error);
+  void giveBackRendering();
   smtp::SessionConfig sessionConfig(smtp::TlsPolicy tls, const smtp::AuthSettings& auth) const;
   void onTlsBytes(std::string_view bytes);
   void failTls(const std::string& error);
@@ -106,6 +116,9 @@ class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
   smtp::Reply siteReply_;
   std::int64_t openedAtMs_ = 0;
   std::string rendered_;  // scratch buffer reused for every message
+  // The job rendering on the pool, and its state (shared with the pool task).
+  std::shared_ptr<Rendering> rendering_;
+  std::optional<DeliveryJob> renderingJob_;
 };
 
 }  // namespace salvo::engine

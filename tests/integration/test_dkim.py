@@ -98,6 +98,47 @@ recipients:
     def test_ed25519_sha256_verifies(self):
         self.check("ed25519")
 
+    def test_connections_closing_while_messages_sign_lose_no_job(self):
+        # Signing campaigns render on the render pool while their connection goes on. The
+        # sink drops every connection at the MAIL after two messages, often while the next job
+        # is still signing: that job goes back unsent and out on another connection, so
+        # every recipient gets one verifiable message (a lost job is never delivered).
+        key, record = self.make_key("rsa")
+        n = 90
+        inline = "\n".join(f"  - email: r{i}@d{i % 3}.example" for i in range(n))
+        campaign = self.write("campaign.yaml", f"""\
+id: closing
+from: news@shop.example
+subject: s
+text: "Hello"
+dkim: {{domain: shop.example, selector: s2026, key_file: rsa.pem, algorithm: rsa-sha256}}
+recipients:
+{inline}
+""")
+        sink = harness.Sink(self.dir, extra=["--drop-after", "2"])
+        config = self.write_config(sink.port, extra="""\
+retry:
+  first_delay: 1s
+  max_delay: 1s
+limits:
+  - match: "*.example"
+    failed_cohort_limit: 0
+""")
+        self.salvo("submit", campaign, config=config, check=0)
+        daemon = self.start("run", config=config)
+        harness.wait_for(lambda: self.status(config)["closing"]["delivered"] == n, timeout=60,
+                         what="every message delivered despite the drops")
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        sink.stop()
+        messages = sink.messages()
+        self.assertEqual(len(messages), n)
+        recipients = set()
+        for raw in messages:
+            self.assertTrue(dkim.verify(raw, dnsfunc=lambda name, timeout=5: record), raw[:2000])
+            recipients.add(email.message_from_bytes(raw)["To"])
+        self.assertEqual(len(recipients), n)
+
     def test_key_readable_by_others_is_refused(self):
         key, _ = self.make_key("ed25519")
         os.chmod(key, 0o644)
