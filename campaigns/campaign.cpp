@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "campaigns/digest.h"
 #include "campaigns/header_encoding.h"
 #include "campaigns/mime.h"
 #include "campaigns/text.h"
@@ -89,29 +90,6 @@ void appendDecimal(std::string& out, std::uint64_t value) {
   char digits[20];
   auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
   out.append(digits, end);
-}
-
-// SHA-256 through a per-thread context and a digest fetched once: the one-shot SHA256()
-// looks the algorithm up on every call, which costs more than the hashing here.
-void sha256(std::string_view data, unsigned char* digest) {
-  struct Hasher {
-    EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    ~Hasher() {
-      EVP_MD_CTX_free(ctx);
-      EVP_MD_free(md);
-    }
-  };
-  thread_local Hasher hasher;
-  unsigned int length = 0;
-  if (hasher.md == nullptr || hasher.ctx == nullptr ||
-      EVP_DigestInit_ex(hasher.ctx, hasher.md, nullptr) != 1 ||
-      EVP_DigestUpdate(hasher.ctx, data.data(), data.size()) != 1 ||
-      EVP_DigestFinal_ex(hasher.ctx, digest, &length) != 1) {
-    // Only a broken OpenSSL installation gets here.
-    std::fprintf(stderr, "salvo: SHA-256 is unavailable\n");
-    std::abort();
-  }
 }
 
 // Days from 1970-01-01 to a civil date (Howard Hinnant's algorithm).
@@ -618,7 +596,11 @@ void Campaign::render(const JobIdentity& job, std::string_view recipient,
   seed += ':';
   appendDecimal(seed, job.seq);
   unsigned char digest[EVP_MAX_MD_SIZE];
-  sha256(seed, digest);
+  if (!sha256(seed, digest)) {
+    // Only a broken OpenSSL installation gets here.
+    std::fprintf(stderr, "salvo: SHA-256 is unavailable\n");
+    std::abort();
+  }
   headers += "Message-ID: <c";
   appendDecimal(headers, job.campaignNumber);
   headers += '.';

@@ -33,6 +33,11 @@ const std::vector<std::string_view>& dkimSignedHeaders();
 
 // Relaxed body canonicalization (RFC 6376 section 3.4.4) of a CRLF body, appended to `out`.
 void dkimRelaxedBody(std::string_view body, std::string& out);
+// The same result without a copy where it can: `body` itself, less its trailing empty
+// lines, when canonicalization changes nothing else (no tab, no run of spaces, no space at
+// a line's end, a final CRLF: a rendered body, as a rule); else dkimRelaxedBody's output,
+// built in `scratch` (cleared first).
+std::string_view dkimRelaxedBodyView(std::string_view body, std::string& scratch);
 // Relaxed header canonicalization (section 3.4.2) of one field "Name: value" (folded
 // lines allowed, no final CRLF), appended to `out` without a final CRLF.
 void dkimRelaxedHeader(std::string_view field, std::string& out);

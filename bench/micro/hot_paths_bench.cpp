@@ -6,6 +6,9 @@
 //                            scripted server (replies fed back as the server would send them)
 //   BM_Render/{text,html,multipart}   Campaign::render of one ~4 KiB message
 //   BM_DkimSign/{rsa,ed25519}         DkimSigner::sign of one ~4 KiB message
+//   BM_RenderSigned/{rsa,ed25519}     render with the signature, as delivery does; the
+//                                     AllCores variant on every core at once, one campaign
+//                                     shared (against `openssl speed -multi N`)
 //   BM_JobKeyCodec, BM_DueKeyCodec    queue key encode + decode
 // Campaign files and DKIM keys are written to a temporary directory, removed at the end.
 #include <benchmark/benchmark.h>
@@ -14,12 +17,16 @@
 #include <openssl/pem.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "campaigns/campaign.h"
@@ -268,16 +275,40 @@ BENCHMARK_CAPTURE(BM_DkimSign, rsa, "rsa");
 BENCHMARK_CAPTURE(BM_DkimSign, ed25519, "ed25519");
 
 // Render with signing, as delivery does it.
-void BM_RenderSigned(benchmark::State& state, const char* kind) {
+std::shared_ptr<const campaigns::Campaign> loadSignedCampaign(const char* kind) {
   std::string key = writeKey(kind);
   std::string block =
       "dkim:\n  domain: salvo-bench.example\n  selector: bench\n  key_file: " + key +
       "\n  algorithm: " + (std::string(kind) == "rsa" ? "rsa-sha256" : "ed25519-sha256") + "\n";
-  auto campaign = loadBenchCampaign("text", block);
+  return loadBenchCampaign("text", block);
+}
+
+void BM_RenderSigned(benchmark::State& state, const char* kind) {
+  auto campaign = loadSignedCampaign(kind);
   runRender(state, campaign.get());
 }
 BENCHMARK_CAPTURE(BM_RenderSigned, rsa, "rsa");
 BENCHMARK_CAPTURE(BM_RenderSigned, ed25519, "ed25519");
+
+// Every thread renders with the one campaign (and key) of its kind, as the render pool's
+// threads share a campaign; loaded once, by whichever thread comes first.
+void BM_RenderSignedAllCores(benchmark::State& state, const char* kind) {
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<const campaigns::Campaign>> loaded;
+  std::shared_ptr<const campaigns::Campaign> campaign;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto& c = loaded[kind];
+    if (!c) {
+      c = loadSignedCampaign(kind);
+    }
+    campaign = c;
+  }
+  runRender(state, campaign.get());
+}
+const int kCores = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+BENCHMARK_CAPTURE(BM_RenderSignedAllCores, rsa, "rsa")->Threads(kCores)->UseRealTime();
+BENCHMARK_CAPTURE(BM_RenderSignedAllCores, ed25519, "ed25519")->Threads(kCores)->UseRealTime();
 
 // ---- queue key codec ----------------------------------------------------------------
 

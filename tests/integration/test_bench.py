@@ -1,6 +1,8 @@
 """`salvo bench` measures honestly: its report's counts add up (no timing assertions)."""
 import json
 import os
+import re
+import subprocess
 
 import harness
 
@@ -61,6 +63,26 @@ class Bench(harness.Workspace):
             self.assertIn("algorithm: " + algorithm, campaign)
         r = self.salvo("bench", "--recipients", "5", "--dkim", "dsa", check=64)
         self.assertIn("--dkim must be rsa, ed25519 or none, not 'dsa'", r.stderr)
+
+    def test_openssl_comparison_reports_both_rates_and_their_ratio(self):
+        script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))), "bench", "compare-openssl-speed")
+        for kind in ("rsa", "ed25519"):
+            r = subprocess.run([script, "--salvo", harness.SALVO, "--dkim", kind, "--recipients",
+                                "200", "--domains", "2", "--rounds", "1", "--seconds", "1"],
+                               capture_output=True, text=True, timeout=300)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            ossl = re.search(r"median openssl speed +(\d+) signatures/s", r.stdout)
+            salvo = re.search(r"median salvo bench +(\d+) messages/s +ratio ([0-9.]+)", r.stdout)
+            self.assertTrue(ossl and salvo, r.stdout)
+            self.assertGreater(int(ossl.group(1)), 0)
+            self.assertGreater(int(salvo.group(1)), 0)
+            self.assertAlmostEqual(float(salvo.group(2)), int(salvo.group(1)) / int(ossl.group(1)),
+                                   delta=0.01)
+        r = subprocess.run([script, "--salvo", "/nonexistent/salvo"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("/nonexistent/salvo is not an executable (use --salvo PATH)", r.stderr)
 
     def test_text_report_and_bad_target(self):
         r = self.salvo("bench", "--recipients", "50", check=0, timeout=120)
