@@ -42,6 +42,18 @@ def wait_for(predicate, timeout=60.0, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+# Configuration lines for tests that wait for retries: a deferred job is retried a second
+# later, and a destination is never declared dead by failed connection cohorts.
+RETRY_FAST = """\
+retry:
+  first_delay: 1s
+  max_delay: 1s
+limits:
+  - match: "*.example"
+    failed_cohort_limit: 0
+"""
+
+
 def campaign_yaml(name, recipients):
     """A minimal campaign: id `name`, the given recipient addresses inline."""
     inline = "\n".join(f"  - email: {r}" for r in recipients)

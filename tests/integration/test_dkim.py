@@ -116,14 +116,7 @@ recipients:
 {inline}
 """)
         sink = harness.Sink(self.dir, extra=["--drop-after", "2"])
-        config = self.write_config(sink.port, extra="""\
-retry:
-  first_delay: 1s
-  max_delay: 1s
-limits:
-  - match: "*.example"
-    failed_cohort_limit: 0
-""")
+        config = self.write_config(sink.port, extra=harness.RETRY_FAST)
         self.salvo("submit", campaign, config=config, check=0)
         daemon = self.start("run", config=config)
         harness.wait_for(lambda: self.status(config)["closing"]["delivered"] == n, timeout=60,

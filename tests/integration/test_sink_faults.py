@@ -23,20 +23,11 @@ def fault_hash(seed, text):
     return (mix(h ^ mix(seed)) >> 11) * 2.0 ** -53
 
 
-RETRY_FAST = """\
-retry:
-  first_delay: 1s
-  max_delay: 1s
-limits:
-  - match: "*.example"
-    failed_cohort_limit: 0
-"""
-
 
 class SinkFaults(harness.Workspace):
     def deliver_all(self, sink, name, recipients):
         """Runs the daemon until every recipient has a final outcome; returns the status."""
-        config = self.write_config(sink.port, extra=RETRY_FAST)
+        config = self.write_config(sink.port, extra=harness.RETRY_FAST)
         self.salvo("submit", self.write(f"{name}.yaml", harness.campaign_yaml(name, recipients)),
                    config=config, check=0)
         daemon = self.start("run", config=config)
