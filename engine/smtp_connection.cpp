@@ -37,7 +37,7 @@ bool renderMessage(const campaigns::Campaign& campaign, const campaigns::JobIden
 }  // namespace
 
 // A job's message rendering on the pool. The pool thread reads the inputs (copies) and
-// writes the outputs; `connection` is read and written on the loop thread only.
+// writes the outputs; `connection` and `back` are read and written on the loop thread only.
 struct SmtpConnection::Rendering {
   std::shared_ptr<const campaigns::Campaign> campaign;
   campaigns::JobIdentity identity;
@@ -46,6 +46,7 @@ struct SmtpConnection::Rendering {
   std::string data;
   std::string error;
   SmtpConnection* connection = nullptr;  // null once the connection gave the job back
+  bool back = false;                     // the outputs are ready
 };
 
 SmtpConnection::SmtpConnection(net::EventLoop& loop, const net::Endpoint& endpoint,
@@ -73,10 +74,10 @@ smtp::SessionConfig SmtpConnection::sessionConfig(smtp::TlsPolicy tls,
 }
 
 SmtpConnection::~SmtpConnection() {
-  if (rendering_) {
-    // Destroyed with its destination at shutdown: the job stays leased in the store and
-    // returns to the queue on restart, like the destination's pending jobs.
-    rendering_->connection = nullptr;
+  // Destroyed with its destination at shutdown: jobs still rendering stay leased in the
+  // store and return to the queue on restart, like the destination's pending jobs.
+  for (Held& h : rendering_) {
+    h.rendering->connection = nullptr;
   }
 }
 
@@ -85,12 +86,13 @@ void SmtpConnection::start() {
 }
 
 bool SmtpConnection::canAccept() const {
-  return !finished_ && !rendering_ && session_.canAccept() &&
+  // Renderings count against what the session can take: they go to it as they come back.
+  return !finished_ && session_.canAccept() && rendering_.size() <= settings_.session.maxQueued &&
          submitted_ < static_cast<std::size_t>(settings_.messagesPerConnection);
 }
 
 bool SmtpConnection::idle() const {
-  return !finished_ && !rendering_ && jobs_.empty() && session_.state() == smtp::State::Idle;
+  return !finished_ && rendering_.empty() && jobs_.empty() && session_.state() == smtp::State::Idle;
 }
 
 void SmtpConnection::submit(DeliveryJob&& job) {
@@ -102,14 +104,14 @@ void SmtpConnection::submit(DeliveryJob&& job) {
     r->identity = identity;
     r->record = job.record;
     r->connection = this;
-    rendering_ = r;
-    renderingJob_ = std::move(job);
+    rendering_.push_back(Held{r, std::move(job)});
     settings_.renderPool->post([r, loop = &loop_] {
       thread_local std::string scratch;
       r->ok = renderMessage(*r->campaign, r->identity, r->record, scratch, r->data, r->error);
       loop->post([r] {
         if (r->connection != nullptr) {
-          r->connection->rendered();
+          r->back = true;
+          r->connection->sendRendered();
         }
       });
     });
@@ -125,34 +127,42 @@ void SmtpConnection::submit(DeliveryJob&& job) {
   startTransaction(std::move(job), std::move(data));
 }
 
-void SmtpConnection::rendered() {
-  // The session can still take it: only a close (finished(), which gave the job back) or
-  // a QUIT ends that, and this connection is neither idle nor spent while a job renders.
-  std::shared_ptr<Rendering> r = std::move(rendering_);
-  r->connection = nullptr;
-  DeliveryJob job = std::move(*renderingJob_);
-  renderingJob_.reset();
-  if (r->ok) {
-    startTransaction(std::move(job), std::move(r->data));
-  } else {
-    refuse(std::move(job), r->error);
-    armTimer();
+void SmtpConnection::sendRendered() {
+  if (sending_) {
+    return;  // the session's ready() from inside startTransaction(): the loop below goes on
   }
-  if (!finished_) {
-    owner_.connectionReady(*this);  // the destination stopped feeding it meanwhile
+  sending_ = true;
+  bool sent = false;
+  // The session can take what came back unless it is closing (finished() gives the jobs
+  // back) or quitting (neither idle nor spent while jobs render, so never asked to).
+  while (!finished_ && !rendering_.empty() && rendering_.front().rendering->back &&
+         session_.canAccept()) {
+    Held h = std::move(rendering_.front());
+    rendering_.pop_front();
+    h.rendering->connection = nullptr;
+    if (h.rendering->ok) {
+      startTransaction(std::move(h.job), std::move(h.rendering->data));
+    } else {
+      refuse(std::move(h.job), h.rendering->error);
+    }
+    sent = true;
+  }
+  sending_ = false;
+  if (sent && !finished_) {
+    armTimer();
+    owner_.connectionReady(*this);  // room for more
   }
 }
 
-void SmtpConnection::giveBackRendering() {
-  if (!rendering_) {
-    return;
+void SmtpConnection::giveBackRenderings() {
+  // Back to the front of the owner's queue in their order: the last one first.
+  while (!rendering_.empty()) {
+    Held h = std::move(rendering_.back());
+    rendering_.pop_back();
+    h.rendering->connection = nullptr;
+    --submitted_;
+    owner_.jobReturned(std::move(h.job));
   }
-  rendering_->connection = nullptr;
-  rendering_.reset();
-  --submitted_;
-  DeliveryJob job = std::move(*renderingJob_);
-  renderingJob_.reset();
-  owner_.jobReturned(std::move(job));
 }
 
 void SmtpConnection::refuse(DeliveryJob&& job, const std::string& error) {
@@ -190,8 +200,8 @@ void SmtpConnection::armTimer() {
     return;
   }
   if (session_.state() == smtp::State::Idle && jobs_.empty()) {
-    if (rendering_) {
-      timer_.stop();  // nothing is awaited from the server while the next job renders
+    if (!rendering_.empty()) {
+      timer_.stop();  // nothing is awaited from the server while the next jobs render
       return;
     }
     if (submitted_ >= static_cast<std::size_t>(settings_.messagesPerConnection)) {
@@ -365,6 +375,7 @@ void SmtpConnection::transactionDone(smtp::TransactionResult&& result) {
 
 void SmtpConnection::ready() {
   everReady_ = true;
+  sendRendered();
   owner_.connectionReady(*this);
   armTimer();
 }
@@ -378,7 +389,7 @@ void SmtpConnection::finished(const std::string& error, smtp::FailureScope scope
   if (tcp_) {
     tcp_->close();
   }
-  giveBackRendering();
+  giveBackRenderings();
   owner_.connectionFinished(*this, error, scope);
 }
 

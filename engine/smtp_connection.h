@@ -2,9 +2,11 @@
 // Contract: glue only — bytes between the socket and the session, the reply timer from
 // the session's per-state timeout, and rendering each job just before it is submitted
 // (template + variables -> message -> encodeBody): on the loop, or for a DKIM-signing
-// campaign on the settings' RenderPool when there is one. While a job renders there the
-// connection holds it and takes no other; if the connection ends first, the job goes back
-// to the owner unsent (jobReturned) and the rendering is dropped. Policy (how many
+// campaign on the settings' RenderPool when there is one. Jobs rendering there are held by
+// the connection, as many as its session takes (the one in progress and those queued
+// behind it), and go to the session in the order they came, whichever finishes first; if
+// the connection ends first, they go back to the owner unsent (jobReturned) and their
+// renderings are dropped. Policy (how many
 // connections, which endpoint, what to do on failure) belongs to Destination. After the
 // session's startTls() the byte stream runs through a net::TlsClient (memory BIOs):
 // ciphertext from the socket goes to TLS and the plaintext to the session; nothing the
@@ -14,7 +16,6 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "engine/delivery.h"
@@ -85,11 +86,16 @@ class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
 
  private:
   struct Rendering;
+  struct Held {
+    std::shared_ptr<Rendering> rendering;
+    DeliveryJob job;
+  };
   void armTimer();
-  void rendered();  // the pool's rendering came back (loop thread)
+  // Sends the renderings that came back, in order, while the session takes them.
+  void sendRendered();
   void startTransaction(DeliveryJob&& job, std::string&& data);
   void refuse(DeliveryJob&& job, const std::string& error);
-  void giveBackRendering();
+  void giveBackRenderings();
   smtp::SessionConfig sessionConfig(smtp::TlsPolicy tls, const smtp::AuthSettings& auth) const;
   void onTlsBytes(std::string_view bytes);
   void failTls(const std::string& error);
@@ -116,9 +122,9 @@ class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
   smtp::Reply siteReply_;
   std::int64_t openedAtMs_ = 0;
   std::string rendered_;  // scratch buffer reused for every message
-  // The job rendering on the pool, and its state (shared with the pool task).
-  std::shared_ptr<Rendering> rendering_;
-  std::optional<DeliveryJob> renderingJob_;
+  // Jobs rendering on the pool (or back and waiting for the session), in submission order.
+  std::deque<Held> rendering_;
+  bool sending_ = false;  // inside sendRendered()
 };
 
 }  // namespace salvo::engine
