@@ -6,11 +6,11 @@
 // the connection, as many as its session takes (the one in progress and those queued
 // behind it), and go to the session in the order they came, whichever finishes first; if
 // the connection ends first, they go back to the owner unsent (jobReturned) and their
-// renderings are dropped. Policy (how many
-// connections, which endpoint, what to do on failure) belongs to Destination. After the
-// session's startTls() the byte stream runs through a net::TlsClient (memory BIOs):
-// ciphertext from the socket goes to TLS and the plaintext to the session; nothing the
-// server sent before the handshake completed reaches the session.
+// renderings are dropped. Policy (how many connections, which endpoint, what to do on
+// failure) belongs to Destination. After the session's startTls() the byte stream runs
+// through a net::TlsClient (memory BIOs): ciphertext from the socket goes to TLS and the
+// plaintext to the session; nothing the server sent before the handshake completed
+// reaches the session.
 #pragma once
 
 #include <cstdint>
