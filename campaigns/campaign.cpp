@@ -595,7 +595,7 @@ void Campaign::render(const JobIdentity& job, std::string_view recipient,
   appendDecimal(seed, job.campaignNumber);
   seed += ':';
   appendDecimal(seed, job.seq);
-  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned char digest[kSha256Bytes];
   if (!sha256(seed, digest)) {
     // Only a broken OpenSSL installation gets here.
     std::fprintf(stderr, "salvo: SHA-256 is unavailable\n");

@@ -262,7 +262,7 @@ std::unique_ptr<DkimSigner> DkimSigner::load(DkimSettings settings, std::string&
 bool DkimSigner::sign(std::string_view headers, std::string_view body, std::int64_t nowMs,
                       std::string& out, std::string& error) const {
   thread_local std::string canonical;
-  unsigned char bodyHash[EVP_MAX_MD_SIZE];
+  unsigned char bodyHash[kSha256Bytes];
   if (!sha256(dkimRelaxedBodyView(body, canonical), bodyHash)) {
     error = "SHA-256 failed";
     return false;
@@ -333,7 +333,7 @@ bool DkimSigner::sign(std::string_view headers, std::string_view body, std::int6
                               canonical.size()) == 1;
   } else {
     // RFC 8463: PureEdDSA over the SHA-256 hash of the data.
-    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned char digest[kSha256Bytes];
     ok = ok && sha256(canonical, digest) &&
          EVP_DigestSign(ctx, signature, &length, digest, kSha256Bytes) == 1;
   }

@@ -254,13 +254,11 @@ int Dispatcher::run() {
       return 73;
     }
   }
-  int threads = config_.delivery.threads > 0
-                    ? config_.delivery.threads
-                    : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  int threads = config_.delivery.threads > 0 ? config_.delivery.threads : cores;
   // Signing is the costly part of a message: every core signs, whichever loop owns the
   // destination (one smarthost is one destination on one loop).
-  renderPool_ = std::make_unique<RenderPool>(
-      std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+  renderPool_ = std::make_unique<RenderPool>(cores);
   settings_.renderPool = renderPool_.get();
   for (int i = 0; i < threads; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, settings_, *this));

@@ -1,5 +1,6 @@
 #include "engine/smtp_connection.h"
 
+#include <atomic>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -36,8 +37,10 @@ bool renderMessage(const campaigns::Campaign& campaign, const campaigns::JobIden
 
 }  // namespace
 
-// A job's message rendering on the pool. The pool thread reads the inputs (copies) and
-// writes the outputs; `connection` and `back` are read and written on the loop thread only.
+// A job's message rendering on the pool. The pool thread reads the inputs (copies: the
+// job itself stays with the connection, which may give it back meanwhile) and writes the
+// outputs; `back` is the loop thread's. `connection` is written and followed on the loop
+// thread only; the pool thread reads it to skip a job given back before its turn.
 struct SmtpConnection::Rendering {
   std::shared_ptr<const campaigns::Campaign> campaign;
   campaigns::JobIdentity identity;
@@ -45,8 +48,8 @@ struct SmtpConnection::Rendering {
   bool ok = false;
   std::string data;
   std::string error;
-  SmtpConnection* connection = nullptr;  // null once the connection gave the job back
-  bool back = false;                     // the outputs are ready
+  std::atomic<SmtpConnection*> connection{nullptr};  // null once given back
+  bool back = false;                                 // the outputs are ready
 };
 
 SmtpConnection::SmtpConnection(net::EventLoop& loop, const net::Endpoint& endpoint,
@@ -106,12 +109,15 @@ void SmtpConnection::submit(DeliveryJob&& job) {
     r->connection = this;
     rendering_.push_back(Held{r, std::move(job)});
     settings_.renderPool->post([r, loop = &loop_] {
+      if (r->connection.load(std::memory_order_relaxed) == nullptr) {
+        return;  // given back while queued: no signature for nothing
+      }
       thread_local std::string scratch;
       r->ok = renderMessage(*r->campaign, r->identity, r->record, scratch, r->data, r->error);
       loop->post([r] {
-        if (r->connection != nullptr) {
+        if (SmtpConnection* c = r->connection.load(std::memory_order_relaxed)) {
           r->back = true;
-          r->connection->sendRendered();
+          c->renderingBack();
         }
       });
     });
@@ -127,9 +133,16 @@ void SmtpConnection::submit(DeliveryJob&& job) {
   startTransaction(std::move(job), std::move(data));
 }
 
-void SmtpConnection::sendRendered() {
+void SmtpConnection::renderingBack() {
+  if (sendRendered() && !finished_) {
+    armTimer();
+    owner_.connectionReady(*this);  // room for more
+  }
+}
+
+bool SmtpConnection::sendRendered() {
   if (sending_) {
-    return;  // the session's ready() from inside startTransaction(): the loop below goes on
+    return false;  // the session's ready() from inside startTransaction(): the loop goes on
   }
   sending_ = true;
   bool sent = false;
@@ -148,10 +161,7 @@ void SmtpConnection::sendRendered() {
     sent = true;
   }
   sending_ = false;
-  if (sent && !finished_) {
-    armTimer();
-    owner_.connectionReady(*this);  // room for more
-  }
+  return sent;
 }
 
 void SmtpConnection::giveBackRenderings() {

@@ -91,8 +91,11 @@ class SmtpConnection : public net::TcpHandler, public smtp::SessionSink {
     DeliveryJob job;
   };
   void armTimer();
-  // Sends the renderings that came back, in order, while the session takes them.
-  void sendRendered();
+  // A rendering came back from the pool (loop thread): send what can go, ask for more.
+  void renderingBack();
+  // Sends the renderings that came back, in order, while the session takes them; whether
+  // any went.
+  bool sendRendered();
   void startTransaction(DeliveryJob&& job, std::string&& data);
   void refuse(DeliveryJob&& job, const std::string& error);
   void giveBackRenderings();
